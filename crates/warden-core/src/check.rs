@@ -23,9 +23,15 @@ use crate::parse_duration;
 
 /// Runs every governance check and returns the findings, most severe first.
 pub fn check(inv: &Inventory) -> Vec<Finding> {
+    check_with(inv, &BTreeSet::new())
+}
+
+/// Like [`check`], where `policy_gated` holds the tools (`connector.tool`) that a Cedar policy
+/// carrying an `@approval` annotation can gate: those count as covered by an approval rule.
+pub fn check_with(inv: &Inventory, policy_gated: &BTreeSet<String>) -> Vec<Finding> {
     let mut out = Vec::new();
     orphaned_agents(inv, &mut out);
-    ungated_actions(inv, &mut out);
+    ungated_actions(inv, policy_gated, &mut out);
     handoffs(inv, &mut out);
     dangling(inv, &mut out);
     approvals(inv, &mut out);
@@ -81,7 +87,7 @@ fn risky_flags(tool: &crate::model::Tool) -> Vec<&'static str> {
     flags
 }
 
-fn ungated_actions(inv: &Inventory, out: &mut Vec<Finding>) {
+fn ungated_actions(inv: &Inventory, policy_gated: &BTreeSet<String>, out: &mut Vec<Finding>) {
     for c in inv.connectors.values() {
         for (name, spanned) in &c.tools {
             let tool = &spanned.value;
@@ -93,7 +99,8 @@ fn ungated_actions(inv: &Inventory, out: &mut Vec<Finding>) {
                 connector: c.id.value.clone(),
                 tool: name.clone(),
             };
-            if !inv.approval_rules_for(&r, tool).is_empty() {
+            if !inv.approval_rules_for(&r, tool).is_empty() || policy_gated.contains(&r.qualified())
+            {
                 continue;
             }
             let critical = tool.irreversible
