@@ -52,7 +52,9 @@ fn orphaned_agents(inv: &Inventory, out: &mut Vec<Finding>) {
                 )
                 .at(Some(a.loc(&a.id)))
                 .subject(id)
-                .fix("add `owner:` naming the human accountable for this agent, or retire the agent")
+                .fix(
+                    "add `owner:` naming the human accountable for this agent, or retire the agent",
+                )
                 .owasp(&["ASI10", "ASI03"]),
             ),
             Some(owner) if !inv.humans.contains_key(&owner.value) => out.push(
@@ -66,7 +68,9 @@ fn orphaned_agents(inv: &Inventory, out: &mut Vec<Finding>) {
                 )
                 .at(Some(a.loc(owner)))
                 .subject(id)
-                .fix("declare the owner under `humans:` or transfer ownership to a current employee")
+                .fix(
+                    "declare the owner under `humans:` or transfer ownership to a current employee",
+                )
                 .owasp(&["ASI10", "ASI03"]),
             ),
             Some(_) => {}
@@ -159,7 +163,9 @@ fn handoffs(inv: &Inventory, out: &mut Vec<Finding>) {
                 Finding::new(
                     "check.handoff-no-ttl",
                     Severity::Medium,
-                    format!("handoff `{from}` → `{to}` has no TTL: handed-off context never expires"),
+                    format!(
+                        "handoff `{from}` → `{to}` has no TTL: handed-off context never expires"
+                    ),
                 )
                 .at(Some(h.loc(&h.to)))
                 .subject(format!("{from}->{to}"))
@@ -270,7 +276,10 @@ fn dangling(inv: &Inventory, out: &mut Vec<Finding>) {
             if !inv.resources.contains_key(&r.value) {
                 out.push(dangling_ref(
                     i.loc(r),
-                    format!("identity `{}` reaches unknown resource `{}`", i.id.value, r.value),
+                    format!(
+                        "identity `{}` reaches unknown resource `{}`",
+                        i.id.value, r.value
+                    ),
                     "declare the resource under `resources:`",
                 ));
             }
@@ -279,7 +288,10 @@ fn dangling(inv: &Inventory, out: &mut Vec<Finding>) {
             if !inv.identities.contains_key(&r.value) {
                 out.push(dangling_ref(
                     i.loc(r),
-                    format!("identity `{}` can assume unknown identity `{}`", i.id.value, r.value),
+                    format!(
+                        "identity `{}` can assume unknown identity `{}`",
+                        i.id.value, r.value
+                    ),
                     "declare the identity under `identities:`",
                 ));
             }
@@ -294,7 +306,10 @@ fn dangling(inv: &Inventory, out: &mut Vec<Finding>) {
             if !inv.resources.contains_key(&r.value) {
                 out.push(dangling_ref(
                     c.loc(r),
-                    format!("connector `{}` reaches unknown resource `{}`", c.id.value, r.value),
+                    format!(
+                        "connector `{}` reaches unknown resource `{}`",
+                        c.id.value, r.value
+                    ),
                     "declare the resource under `resources:`",
                 ));
             }
@@ -304,7 +319,10 @@ fn dangling(inv: &Inventory, out: &mut Vec<Finding>) {
         {
             out.push(dangling_ref(
                 c.loc(ra),
-                format!("connector `{}` runs as unknown identity `{}`", c.id.value, ra.value),
+                format!(
+                    "connector `{}` runs as unknown identity `{}`",
+                    c.id.value, ra.value
+                ),
                 "declare the identity under `identities:`",
             ));
         }
@@ -427,7 +445,10 @@ fn connectors(inv: &Inventory, out: &mut Vec<Finding>) {
                 Finding::new(
                     "check.insecure-transport",
                     Severity::Medium,
-                    format!("connector `{}` reaches a remote MCP server over plain HTTP", c.id.value),
+                    format!(
+                        "connector `{}` reaches a remote MCP server over plain HTTP",
+                        c.id.value
+                    ),
                 )
                 .at(Some(c.loc(&c.id)))
                 .subject(&c.id.value)
@@ -507,8 +528,19 @@ pub fn unpinned_package_in(base: &str, args: &[&str]) -> Option<String> {
                 if a.starts_with('-') {
                     let takes_value = matches!(
                         *a,
-                        "-e" | "--env" | "-v" | "--volume" | "-p" | "--publish" | "--name" | "-w"
-                            | "--workdir" | "--network" | "-u" | "--user" | "--mount" | "--env-file"
+                        "-e" | "--env"
+                            | "-v"
+                            | "--volume"
+                            | "-p"
+                            | "--publish"
+                            | "--name"
+                            | "-w"
+                            | "--workdir"
+                            | "--network"
+                            | "-u"
+                            | "--user"
+                            | "--mount"
+                            | "--env-file"
                             | "--entrypoint"
                     );
                     if takes_value {
@@ -517,8 +549,7 @@ pub fn unpinned_package_in(base: &str, args: &[&str]) -> Option<String> {
                     continue;
                 }
                 let pinned = a.contains("@sha256:")
-                    || a
-                        .rsplit('/')
+                    || a.rsplit('/')
                         .next()
                         .and_then(|last| last.split_once(':'))
                         .map(|(_, tag)| tag != "latest")
@@ -558,19 +589,31 @@ mod tests {
             unpinned_package_in("npx", &["-y", "@acme/payments-mcp"]),
             Some("@acme/payments-mcp".into())
         );
-        assert_eq!(unpinned_package_in("npx", &["-y", "@acme/payments-mcp@1.4.2"]), None);
+        assert_eq!(
+            unpinned_package_in("npx", &["-y", "@acme/payments-mcp@1.4.2"]),
+            None
+        );
         assert_eq!(
             unpinned_package_in("npx", &["-y", "pkg@latest"]),
             Some("pkg@latest".into())
         );
-        assert_eq!(unpinned_package_in("npx", &["pkg@^1.2"]), Some("pkg@^1.2".into()));
-        assert_eq!(unpinned_package_in("uvx", &["mcp-server-git"]), Some("mcp-server-git".into()));
+        assert_eq!(
+            unpinned_package_in("npx", &["pkg@^1.2"]),
+            Some("pkg@^1.2".into())
+        );
+        assert_eq!(
+            unpinned_package_in("uvx", &["mcp-server-git"]),
+            Some("mcp-server-git".into())
+        );
         assert_eq!(unpinned_package_in("uvx", &["mcp-server-git==0.6.2"]), None);
         assert_eq!(
             unpinned_package_in("docker", &["run", "-i", "--rm", "-e", "X", "mcp/github"]),
             Some("mcp/github".into())
         );
-        assert_eq!(unpinned_package_in("docker", &["run", "-i", "mcp/github:1.0.2"]), None);
+        assert_eq!(
+            unpinned_package_in("docker", &["run", "-i", "mcp/github:1.0.2"]),
+            None
+        );
         assert_eq!(unpinned_package_in("node", &["server.js"]), None);
     }
 

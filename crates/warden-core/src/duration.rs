@@ -11,7 +11,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, CoreError> {
         .find(|c: char| !c.is_ascii_digit())
         .ok_or_else(|| CoreError::Duration(s.to_string()))?;
     let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| CoreError::Duration(s.to_string()))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| CoreError::Duration(s.to_string()))?;
     let mult_ms: u64 = match unit {
         "ms" => 1,
         "s" => 1_000,
@@ -36,12 +38,23 @@ mod tests {
         assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
         assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86_400));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(7 * 86_400));
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86_400)
+        );
     }
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "15", "m", "15 minutes", "0s", "-5m", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "15",
+            "m",
+            "15 minutes",
+            "0s",
+            "-5m",
+            "99999999999999999999d",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad} should be rejected");
         }
     }

@@ -456,7 +456,10 @@ impl Inventory {
     }
 
     /// Handoffs sent by an agent.
-    pub fn handoffs_from<'a>(&'a self, agent: &'a str) -> impl Iterator<Item = &'a Sourced<HandoffDecl>> {
+    pub fn handoffs_from<'a>(
+        &'a self,
+        agent: &'a str,
+    ) -> impl Iterator<Item = &'a Sourced<HandoffDecl>> {
         self.handoffs.iter().filter(move |h| h.from.value == agent)
     }
 
@@ -529,8 +532,7 @@ fn validate_id(kind: &'static str, file: &Path, id: &Spanned<String>) -> Result<
     let v = &id.value;
     let ok = !v.is_empty()
         && v.len() <= 200
-        && v
-            .chars()
+        && v.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.@+:/".contains(c));
     if ok {
         Ok(())
