@@ -13,7 +13,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "warden", version, about = "Governance and runtime security for AI agent orchestration")]
+#[command(
+    name = "warden",
+    version,
+    about = "Governance and runtime security for AI agent orchestration"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
