@@ -6,6 +6,8 @@
 //! | `check.ungated-irreversible-action` | high/critical | irreversible, `external_send`, `code_exec` or `privileged` tool that no approval rule covers |
 //! | `check.handoff-unbounded-context` | medium | handoff without an explicit context allow-list |
 //! | `check.handoff-no-ttl` | medium | handoff without a TTL |
+//! | `check.handoff-credential-in-context` | high | a handoff's allow-list names a credential-like key |
+//! | `check.handoff-depth-over-limit` | medium | a handoff's `max_depth` exceeds `settings.max_delegation_depth` |
 //! | `check.dangling-entitlement` | high | agent entitled to a connector or tool that does not exist |
 //! | `check.dangling-reference` | medium | any other reference to an unknown entity |
 //! | `check.sod-owner-approver` | medium/high | separation of duties required, but an approver owns a requesting agent |
@@ -174,7 +176,55 @@ fn handoffs(inv: &Inventory, out: &mut Vec<Finding>) {
             ),
             Some(ttl) => invalid_duration(h, ttl, "handoff TTL", out),
         }
+        for key in h.context.iter().flatten() {
+            if looks_like_credential_key(key) {
+                out.push(
+                    Finding::new(
+                        "check.handoff-credential-in-context",
+                        Severity::High,
+                        format!("handoff `{from}` → `{to}` lets context key `{key}` travel: credentials must not cross agents"),
+                    )
+                    .at(Some(h.loc(&h.to)))
+                    .subject(format!("{from}->{to}"))
+                    .fix(format!("remove `{key}` from the allow-list; the receiving agent authenticates with its own identity through the gateway"))
+                    .owasp(&["ASI03", "ASI07"]),
+                );
+            }
+        }
+        if let (Some(depth), Some(limit)) = (h.max_depth, inv.settings.max_delegation_depth)
+            && depth > limit
+        {
+            out.push(
+                Finding::new(
+                    "check.handoff-depth-over-limit",
+                    Severity::Medium,
+                    format!("handoff `{from}` → `{to}` allows {depth} further handoffs; the organisation's limit is {limit}"),
+                )
+                .at(Some(h.loc(&h.to)))
+                .subject(format!("{from}->{to}"))
+                .fix(format!("lower `max_depth` to at most {limit}"))
+                .owasp(&["ASI08", "ASI03"]),
+            );
+        }
     }
+}
+
+/// Context keys that name secrets rather than task data.
+pub fn looks_like_credential_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase().replace('-', "_");
+    const NEEDLES: [&str; 10] = [
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "api_key",
+        "apikey",
+        "private_key",
+        "credential",
+        "authorization",
+        "cookie",
+    ];
+    NEEDLES.iter().any(|n| k.contains(n)) || k == "session_id" || k == "bearer"
 }
 
 fn invalid_duration<T>(src: &Sourced<T>, d: &Spanned<String>, what: &str, out: &mut Vec<Finding>) {

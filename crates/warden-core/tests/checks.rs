@@ -389,3 +389,23 @@ fn load_reads_manifests_and_policies_from_a_directory() {
     assert_eq!(inv.policies.len(), 1);
     assert!(check(&inv).is_empty());
 }
+
+#[test]
+fn handoff_passing_credentials_is_reported() {
+    let extra = "agents:\n  - id: second\n    owner: bob\n    handoffs:\n      - { to: helper, context: [ticket_id, crm_api_token], ttl: 5m }\n";
+    let f = check(&load(extra));
+    let hits = with_rule(&f, "check.handoff-credential-in-context");
+    assert_eq!(hits.len(), 1, "{f:#?}");
+    assert!(hits[0].message.contains("crm_api_token"));
+}
+
+#[test]
+fn handoff_depth_over_the_organisation_limit() {
+    let over = "settings: { max_delegation_depth: 2 }\nagents:\n  - id: second\n    owner: bob\n    handoffs:\n      - { to: helper, context: [k], ttl: 5m, max_depth: 3 }\n";
+    assert_eq!(
+        with_rule(&check(&load(over)), "check.handoff-depth-over-limit").len(),
+        1
+    );
+    let within = over.replace("max_depth: 3", "max_depth: 2");
+    assert!(with_rule(&check(&load(&within)), "check.handoff-depth-over-limit").is_empty());
+}
