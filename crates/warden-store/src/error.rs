@@ -1,0 +1,30 @@
+//! The store's error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the store at {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("corrupt record {seq}: {message}")]
+    Corrupt { seq: i64, message: String },
+    #[error("the audit writer has stopped")]
+    WriterStopped,
+    #[error("no token with id `{0}`")]
+    NoSuchToken(String),
+    #[error("cannot generate random bytes: {0}")]
+    Random(String),
+}
