@@ -1,14 +1,22 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! # warden-gateway
+//!
+//! The MCP relay at the heart of Warden's runtime half: it authenticates nothing itself
+//! (transports hand it a [`Principal`]), but decides, forwards, and audits every tool call.
+//!
+//! - [`Gateway`]: sessions, the aggregated virtual server (tools named
+//!   `<connector>.<tool>`), and the enforcement pipeline of `tools/list` and `tools/call`.
+//! - [`upstream`]: stdio child processes and Streamable HTTP servers, relayed as raw JSON.
+//! - [`decide`]: the policy stage's interface ([`Decider`]); the Cedar engine plugs in here.
+//! - [`limits`]: per-agent, per-connector and per-tool rate limits and concurrency caps.
+//! - [`stdio`]: the gateway speaking MCP on stdin/stdout (`warden gateway stdio`).
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub mod decide;
+pub mod error;
+pub mod gateway;
+pub mod limits;
+pub mod stdio;
+pub mod upstream;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use decide::{CallDecision, CallRequest, Decider, EntitlementDecider, Outcome};
+pub use error::GatewayError;
+pub use gateway::{Gateway, GatewayOptions, Principal, Session};

@@ -1,0 +1,761 @@
+//! The enforcement pipeline. One [`Gateway`] serves every agent session; transports (the
+//! HTTP endpoint in warden-server, [`crate::stdio`]) authenticate the caller into a
+//! [`Principal`] and hand each JSON-RPC message to [`Gateway::handle`].
+//!
+//! Stages of a `tools/call`, in order (each one writes to the audit trail when it ends the
+//! call): authenticate (transport) → resolve `connector.tool` → rate and concurrency limits
+//! → [pin check: issue 8] → decide (Cedar) → [approval: issue 5; until then
+//! `needs_approval` is refused with "approval required"] → audit the decision, durably →
+//! forward → [inspect: issue 8] → audit the outcome → answer.
+//! `tools/list` shows only tools the decider could allow. Everything else the gateway
+//! does not govern is answered locally (`ping`, `logging/setLevel`) or refused with
+//! `-32601`; unknown fields inside governed messages are relayed untouched.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde_json::{Map, Value, json};
+use tokio::sync::oneshot;
+use warden_core::{Inventory, ToolRef};
+use warden_store::audit::digest;
+use warden_store::redact::redact_value;
+use warden_store::time::now_ms;
+use warden_store::{AuditEvent, AuditWriter};
+
+use crate::GatewayError;
+use crate::decide::{CallDecision, CallRequest, Decider, Outcome};
+use crate::limits::Limiter;
+use crate::upstream::{HttpSpec, NotifySink, StdioSpec, Upstream, UpstreamOptions};
+
+/// Protocol revisions the gateway accepts in `initialize`, newest first.
+pub const SUPPORTED_PROTOCOLS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26"];
+
+/// JSON-RPC error codes used by the gateway.
+pub mod codes {
+    pub const PARSE_ERROR: i64 = -32700;
+    pub const INVALID_REQUEST: i64 = -32600;
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    pub const INVALID_PARAMS: i64 = -32602;
+    pub const INTERNAL: i64 = -32603;
+}
+
+/// The `_meta` key carrying Warden's decision on denied or failed calls.
+pub const META_KEY: &str = "warden.dev/decision";
+
+/// Who is calling: the authenticated agent and the chain it acts for.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub agent: String,
+    pub token_id: Option<String>,
+    /// Agents between the root human and `agent` (empty for a direct call).
+    pub delegation: Vec<String>,
+    pub root_human: Option<String>,
+}
+
+impl Principal {
+    /// A direct call by `agent`, on behalf of its owner.
+    pub fn direct(inv: &Inventory, agent: &str, token_id: Option<String>) -> Principal {
+        Principal {
+            agent: agent.to_string(),
+            token_id,
+            delegation: Vec::new(),
+            root_human: inv
+                .agents
+                .get(agent)
+                .and_then(|a| a.owner.as_ref().map(|o| o.value.clone())),
+        }
+    }
+}
+
+/// One agent session (an `Mcp-Session-Id`).
+#[derive(Debug)]
+pub struct Session {
+    pub id: String,
+    pub agent: String,
+    pub protocol: Mutex<String>,
+    /// Untrusted content entered this session (a tool marked `untrusted_output` answered).
+    pub tainted: AtomicBool,
+    pub taint_sources: Mutex<Vec<String>>,
+    inflight: Mutex<HashMap<String, oneshot::Sender<String>>>,
+}
+
+/// Tunables.
+#[derive(Debug, Clone, Default)]
+pub struct GatewayOptions {
+    pub upstream: UpstreamOptions,
+}
+
+/// The relay and its enforcement pipeline.
+pub struct Gateway {
+    inv: Arc<Inventory>,
+    decider: Arc<dyn Decider>,
+    audit: AuditWriter,
+    upstreams: BTreeMap<String, Arc<Upstream>>,
+    sessions: Mutex<HashMap<String, Arc<Session>>>,
+    limiter: Limiter,
+    request_prefix: String,
+    request_counter: AtomicU64,
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    let _ = getrandom::fill(&mut b);
+    hex::encode(b)
+}
+
+/// A JSON-RPC success response.
+pub fn ok(id: &Value, result: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "result": result})
+}
+
+/// A JSON-RPC error response.
+pub fn error(id: &Value, code: i64, message: &str, data: Option<Value>) -> Value {
+    let mut e = json!({"code": code, "message": message});
+    if let Some(d) = data {
+        e["data"] = d;
+    }
+    json!({"jsonrpc": "2.0", "id": id, "error": e})
+}
+
+/// A tool result the agent reads as a failed call (`isError`), with Warden's reasoning.
+fn tool_error(id: &Value, text: &str, meta: Value) -> Value {
+    ok(
+        id,
+        json!({
+            "content": [{"type": "text", "text": text}],
+            "isError": true,
+            "_meta": {META_KEY: meta}
+        }),
+    )
+}
+
+impl Gateway {
+    /// Builds the gateway: one upstream per MCP connector of the inventory (nothing is
+    /// started until first used).
+    pub fn new(
+        inv: Arc<Inventory>,
+        decider: Arc<dyn Decider>,
+        audit: AuditWriter,
+        opts: GatewayOptions,
+    ) -> Gateway {
+        let mut upstreams = BTreeMap::new();
+        for (id, c) in &inv.connectors {
+            let up = match &c.mcp {
+                Some(m) if m.command.is_some() => Upstream::stdio(
+                    id,
+                    StdioSpec {
+                        command: m.command.clone().unwrap_or_default(),
+                        args: m.args.clone(),
+                        env: m.env.clone(),
+                        cwd: m
+                            .cwd
+                            .as_ref()
+                            .map(|d| inv.root.join(d))
+                            .unwrap_or_else(|| inv.root.clone()),
+                        root: inv.root.clone(),
+                    },
+                    opts.upstream.clone(),
+                ),
+                Some(m) if m.url.is_some() => Upstream::http(
+                    id,
+                    HttpSpec {
+                        url: m.url.clone().unwrap_or_default(),
+                        headers: m.headers.clone(),
+                        root: inv.root.clone(),
+                    },
+                    opts.upstream.clone(),
+                ),
+                Some(_) => Upstream::unavailable(id, "its mcp section has neither command nor url"),
+                None => Upstream::unavailable(
+                    id,
+                    "it is a plain HTTP API, not an MCP server (the gateway relays MCP only)",
+                ),
+            };
+            upstreams.insert(id.clone(), Arc::new(up));
+        }
+        Gateway {
+            inv,
+            decider,
+            audit,
+            upstreams,
+            sessions: Mutex::new(HashMap::new()),
+            limiter: Limiter::default(),
+            request_prefix: random_hex(4),
+            request_counter: AtomicU64::new(1),
+        }
+    }
+
+    pub fn inventory(&self) -> &Inventory {
+        &self.inv
+    }
+
+    /// The audit writer (transports record authentication failures and rejected input).
+    pub fn audit(&self) -> &AuditWriter {
+        &self.audit
+    }
+
+    /// Starts a session for `who`.
+    pub fn create_session(&self, who: &Principal) -> Arc<Session> {
+        let s = Arc::new(Session {
+            id: random_hex(16),
+            agent: who.agent.clone(),
+            protocol: Mutex::new(SUPPORTED_PROTOCOLS[0].to_string()),
+            tainted: AtomicBool::new(false),
+            taint_sources: Mutex::new(Vec::new()),
+            inflight: Mutex::new(HashMap::new()),
+        });
+        self.sessions
+            .lock()
+            .unwrap()
+            .insert(s.id.clone(), s.clone());
+        s
+    }
+
+    /// A live session by id.
+    pub fn session(&self, id: &str) -> Option<Arc<Session>> {
+        self.sessions.lock().unwrap().get(id).cloned()
+    }
+
+    /// Ends a session (HTTP DELETE); false when unknown.
+    pub fn end_session(&self, id: &str) -> bool {
+        self.sessions.lock().unwrap().remove(id).is_some()
+    }
+
+    /// Stops every child process.
+    pub async fn shutdown(&self) {
+        for up in self.upstreams.values() {
+            up.shutdown().await;
+        }
+        self.audit.flush().await;
+    }
+
+    fn next_request_id(&self) -> String {
+        format!(
+            "{}-{}",
+            self.request_prefix,
+            self.request_counter.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    /// An audit event about `who` in `session`.
+    pub fn event(
+        &self,
+        kind: &str,
+        who: Option<&Principal>,
+        session: Option<&Session>,
+    ) -> AuditEvent {
+        let mut ev = AuditEvent::now(kind);
+        if let Some(p) = who {
+            ev.agent = Some(p.agent.clone());
+            ev.delegation = p.delegation.clone();
+            ev.root_human = p.root_human.clone();
+            if let Some(t) = &p.token_id {
+                ev.detail
+                    .insert("token_id".into(), Value::String(t.clone()));
+            }
+        }
+        if let Some(s) = session {
+            ev.session = Some(s.id.clone());
+        }
+        ev
+    }
+
+    /// Handles one JSON-RPC message. Returns the response for requests, None for
+    /// notifications and responses. `sink` receives notifications that belong to this
+    /// request (progress) while it runs.
+    pub async fn handle(
+        &self,
+        who: &Principal,
+        session: Option<&Arc<Session>>,
+        msg: Value,
+        sink: Option<NotifySink>,
+    ) -> Option<Value> {
+        let Some(obj) = msg.as_object() else {
+            let ev = self
+                .event("rejected", Some(who), session.map(|s| s.as_ref()))
+                .with_detail("error", "message is not a JSON object");
+            self.audit.append_nowait(&ev).await;
+            return Some(error(
+                &Value::Null,
+                codes::INVALID_REQUEST,
+                "Invalid Request: expected a JSON-RPC object (batches are not supported)",
+                None,
+            ));
+        };
+        let id = obj.get("id").cloned();
+        let method = obj
+            .get("method")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0")
+            || (method.is_none() && id.is_none())
+        {
+            let ev = self
+                .event("rejected", Some(who), session.map(|s| s.as_ref()))
+                .with_detail("error", "not a JSON-RPC 2.0 message");
+            self.audit.append_nowait(&ev).await;
+            return Some(error(
+                &id.unwrap_or(Value::Null),
+                codes::INVALID_REQUEST,
+                "Invalid Request: not a JSON-RPC 2.0 message",
+                None,
+            ));
+        }
+        let Some(method) = method else {
+            // A response to a server request: the gateway sends none.
+            return None;
+        };
+        let params = obj
+            .get("params")
+            .cloned()
+            .unwrap_or(Value::Object(Map::new()));
+        let Some(id) = id else {
+            self.notification(session, &method, &params);
+            return None;
+        };
+        Some(self.request(who, session, &id, &method, params, sink).await)
+    }
+
+    fn notification(&self, session: Option<&Arc<Session>>, method: &str, params: &Value) {
+        if method == "notifications/cancelled"
+            && let Some(s) = session
+            && let Some(rid) = params.get("requestId")
+        {
+            let reason = params
+                .get("reason")
+                .and_then(Value::as_str)
+                .unwrap_or("cancelled by the client")
+                .to_string();
+            if let Some(tx) = s.inflight.lock().unwrap().remove(&rid.to_string()) {
+                let _ = tx.send(reason);
+            }
+        }
+        // notifications/initialized, roots/list_changed, …: nothing to do.
+    }
+
+    async fn request(
+        &self,
+        who: &Principal,
+        session: Option<&Arc<Session>>,
+        id: &Value,
+        method: &str,
+        params: Value,
+        sink: Option<NotifySink>,
+    ) -> Value {
+        match method {
+            "initialize" => self.initialize(who, session, id, &params).await,
+            "ping" => ok(id, json!({})),
+            "logging/setLevel" => ok(id, json!({})),
+            "tools/list" => self.tools_list(who, session, id).await,
+            "tools/call" => self.tools_call(who, session, id, params, sink).await,
+            "resources/list" | "resources/templates/list" | "prompts/list" => {
+                // Not advertised; answer empty lists for clients that ask anyway.
+                let key = method.split('/').next().unwrap_or("resources");
+                let key = if method == "resources/templates/list" {
+                    "resourceTemplates"
+                } else {
+                    key
+                };
+                ok(id, json!({ key: [] }))
+            }
+            _ => {
+                let ev = self
+                    .event("rejected", Some(who), session.map(|s| s.as_ref()))
+                    .with_detail("error", "method not found");
+                let mut ev = ev;
+                ev.method = Some(method.to_string());
+                self.audit.append_nowait(&ev).await;
+                error(
+                    id,
+                    codes::METHOD_NOT_FOUND,
+                    &format!("Method not found: {method} (the Warden gateway serves tools only)"),
+                    None,
+                )
+            }
+        }
+    }
+
+    async fn initialize(
+        &self,
+        who: &Principal,
+        session: Option<&Arc<Session>>,
+        id: &Value,
+        params: &Value,
+    ) -> Value {
+        let asked = params
+            .get("protocolVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let chosen = if SUPPORTED_PROTOCOLS.contains(&asked) {
+            asked
+        } else {
+            SUPPORTED_PROTOCOLS[0]
+        };
+        if let Some(s) = session {
+            *s.protocol.lock().unwrap() = chosen.to_string();
+        }
+        let mut ev = self.event("session", Some(who), session.map(|s| s.as_ref()));
+        ev.method = Some("initialize".into());
+        ev.detail
+            .insert("protocol".into(), Value::String(chosen.to_string()));
+        if let Some(ci) = params.get("clientInfo") {
+            ev.detail.insert("client".into(), ci.clone());
+        }
+        self.audit.append_nowait(&ev).await;
+        ok(
+            id,
+            json!({
+                "protocolVersion": chosen,
+                "capabilities": {"tools": {"listChanged": false}, "logging": {}},
+                "serverInfo": {"name": "warden", "title": "Warden gateway", "version": env!("CARGO_PKG_VERSION")},
+                "instructions": format!("Tools of the connectors agent `{}` may use, named <connector>.<tool>. Every call is checked against policy and audited.", who.agent),
+            }),
+        )
+    }
+
+    /// Inventory tools of connectors this agent could use, grouped by connector.
+    fn visible_tools(&self, agent: &str) -> BTreeMap<String, Vec<ToolRef>> {
+        let mut out: BTreeMap<String, Vec<ToolRef>> = BTreeMap::new();
+        for (cid, c) in &self.inv.connectors {
+            for tname in c.tools.keys() {
+                let tr = ToolRef {
+                    connector: cid.clone(),
+                    tool: tname.clone(),
+                };
+                if self.decider.could_allow(agent, &tr) {
+                    out.entry(cid.clone()).or_default().push(tr);
+                }
+            }
+        }
+        out
+    }
+
+    async fn tools_list(
+        &self,
+        who: &Principal,
+        session: Option<&Arc<Session>>,
+        id: &Value,
+    ) -> Value {
+        let visible = self.visible_tools(&who.agent);
+        let mut set = tokio::task::JoinSet::new();
+        for cid in visible.keys() {
+            if let Some(up) = self.upstreams.get(cid) {
+                let up = up.clone();
+                let cid = cid.clone();
+                set.spawn(async move { (cid, up.tools().await) });
+            }
+        }
+        let mut served: BTreeMap<String, Arc<Vec<Value>>> = BTreeMap::new();
+        let mut degraded = Map::new();
+        while let Some(r) = set.join_next().await {
+            if let Ok((cid, res)) = r {
+                match res {
+                    Ok(t) => {
+                        served.insert(cid, t);
+                    }
+                    Err(e) => {
+                        degraded.insert(cid, Value::String(e.to_string()));
+                    }
+                }
+            }
+        }
+        let mut tools = Vec::new();
+        let mut missing = Vec::new();
+        for (cid, refs) in &visible {
+            let Some(upstream_tools) = served.get(cid) else {
+                continue;
+            };
+            for tr in refs {
+                match upstream_tools
+                    .iter()
+                    .find(|t| t.get("name").and_then(Value::as_str) == Some(tr.tool.as_str()))
+                {
+                    Some(t) => {
+                        let mut t = t.clone();
+                        t["name"] = Value::String(tr.qualified());
+                        tools.push(t);
+                    }
+                    None => missing.push(Value::String(tr.qualified())),
+                }
+            }
+        }
+        let mut ev = self.event("list", Some(who), session.map(|s| s.as_ref()));
+        ev.method = Some("tools/list".into());
+        ev.outcome = Some(
+            if degraded.is_empty() {
+                "ok"
+            } else {
+                "degraded"
+            }
+            .into(),
+        );
+        ev.detail.insert("shown".into(), Value::from(tools.len()));
+        if !degraded.is_empty() {
+            ev.detail.insert("degraded".into(), Value::Object(degraded));
+        }
+        if !missing.is_empty() {
+            ev.detail
+                .insert("not_served_upstream".into(), Value::Array(missing));
+        }
+        self.audit.append_nowait(&ev).await;
+        ok(id, json!({ "tools": tools }))
+    }
+
+    fn check_limits(
+        &self,
+        who: &Principal,
+        tr: &ToolRef,
+    ) -> Result<Vec<tokio::sync::OwnedSemaphorePermit>, String> {
+        let mut permits = Vec::new();
+        let agent = self.inv.agents.get(&who.agent);
+        let connector = self.inv.connectors.get(&tr.connector);
+        let tool = connector.and_then(|c| c.tools.get(&tr.tool));
+        let scopes = [
+            (
+                format!("agent:{}", who.agent),
+                agent.and_then(|a| a.limits.clone()),
+                format!("agent {}", who.agent),
+            ),
+            (
+                format!("connector:{}", tr.connector),
+                connector.and_then(|c| c.limits.clone()),
+                format!("connector {}", tr.connector),
+            ),
+            (
+                format!("tool:{}", tr.qualified()),
+                tool.and_then(|t| t.value.limits.clone()),
+                format!("tool {tr}"),
+            ),
+        ];
+        for (key, limits, label) in scopes {
+            let Some(l) = limits else { continue };
+            if let Some(cpm) = l.calls_per_minute
+                && !self.limiter.take(&key, cpm)
+            {
+                return Err(format!(
+                    "rate limit exceeded: {label} allows {cpm} calls per minute"
+                ));
+            }
+            if let Some(max) = l.max_concurrency {
+                match self.limiter.enter(&key, max) {
+                    Some(p) => permits.push(p),
+                    None => {
+                        return Err(format!(
+                            "concurrency cap reached: {label} allows {max} calls at a time"
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(permits)
+    }
+
+    async fn tools_call(
+        &self,
+        who: &Principal,
+        session: Option<&Arc<Session>>,
+        id: &Value,
+        mut params: Value,
+        sink: Option<NotifySink>,
+    ) -> Value {
+        let started = Instant::now();
+        let request_id = self.next_request_id();
+        let name = params
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let args = params
+            .get("arguments")
+            .cloned()
+            .unwrap_or(Value::Object(Map::new()));
+        let mut ev = self.event("decision", Some(who), session.map(|s| s.as_ref()));
+        ev.request = Some(request_id.clone());
+        ev.method = Some("tools/call".into());
+        ev.tool = Some(name.clone());
+        ev.args_digest = Some(digest(&args));
+        ev.args = Some(redact_value(&args));
+        let tainted = session.is_some_and(|s| s.tainted.load(Ordering::Acquire));
+        ev.tainted = Some(tainted);
+        if name.is_empty() || !args.is_object() {
+            ev.kind = "rejected".into();
+            ev.outcome = Some("invalid_params".into());
+            self.audit.append_nowait(&ev).await;
+            return error(
+                id,
+                codes::INVALID_PARAMS,
+                "Invalid params: tools/call needs a `name` and object `arguments`",
+                None,
+            );
+        }
+        // Resolve connector.tool; anything undeclared is denied (default deny).
+        let tr = ToolRef::parse(&name);
+        let declared = tr.as_ref().is_some_and(|tr| {
+            self.inv
+                .connectors
+                .get(&tr.connector)
+                .is_some_and(|c| c.tools.contains_key(&tr.tool))
+        });
+        let decision = match (&tr, declared) {
+            (Some(tr), true) => {
+                let sources = session
+                    .map(|s| s.taint_sources.lock().unwrap().clone())
+                    .unwrap_or_default();
+                self.decider.decide(&CallRequest {
+                    agent: &who.agent,
+                    delegation: &who.delegation,
+                    root_human: who.root_human.as_deref(),
+                    tool: tr,
+                    args: &args,
+                    session_tainted: tainted,
+                    taint_sources: &sources,
+                    time_ms: now_ms(),
+                })
+            }
+            _ => CallDecision::deny(
+                Some("default-deny"),
+                format!(
+                    "unknown tool `{name}`: tools are named <connector>.<tool> and must be declared in the inventory"
+                ),
+            ),
+        };
+        ev.decision = Some(decision.outcome.as_str().into());
+        ev.policies = decision.policies.clone();
+        ev.reasons = decision.reasons.clone();
+        let meta = json!({"request": request_id, "decision": decision.outcome.as_str(), "policies": decision.policies, "reasons": decision.reasons});
+        match &decision.outcome {
+            Outcome::Allow => {}
+            Outcome::Deny | Outcome::NeedsApproval { .. } => {
+                let mut reasons = decision.reasons.clone();
+                if let Outcome::NeedsApproval { approvers } = &decision.outcome {
+                    reasons.insert(0, format!("approval required (approvers: {}); approvals are not available in this version, so the call is refused", approvers.join(", ")));
+                }
+                ev.outcome = Some("denied".into());
+                if let Err(e) = self.audit.append(&ev).await {
+                    eprintln!("warden: audit failed: {e}");
+                }
+                let policies = if decision.policies.is_empty() {
+                    "default deny".to_string()
+                } else {
+                    decision.policies.join(", ")
+                };
+                let text = format!(
+                    "Warden denied {name}: {} (policy: {policies})",
+                    reasons.join("; ")
+                );
+                let mut meta = meta;
+                meta["reasons"] = json!(reasons);
+                return tool_error(id, &text, meta);
+            }
+        }
+        let tr = tr.expect("allowed implies parsed");
+        // Limits.
+        let permits = match self.check_limits(who, &tr) {
+            Ok(p) => p,
+            Err(msg) => {
+                ev.kind = "rate_limited".into();
+                ev.outcome = Some("rate_limited".into());
+                self.audit.append_nowait(&ev).await;
+                let mut meta = meta;
+                meta["decision"] = json!("rate_limited");
+                return tool_error(id, &format!("Warden refused {name}: {msg}"), meta);
+            }
+        };
+        // The decision is durable before anything reaches the upstream.
+        if let Err(e) = self.audit.append(&ev).await {
+            return error(
+                id,
+                codes::INTERNAL,
+                &format!("the audit trail is unavailable, so the call was not forwarded: {e}"),
+                None,
+            );
+        }
+        // Forward.
+        let Some(up) = self.upstreams.get(&tr.connector).cloned() else {
+            return tool_error(
+                id,
+                &format!("connector {} has no upstream", tr.connector),
+                meta,
+            );
+        };
+        params["name"] = Value::String(tr.tool.clone());
+        let (cancel_tx, cancel_rx) = oneshot::channel();
+        let key = id.to_string();
+        if let Some(s) = session {
+            s.inflight.lock().unwrap().insert(key.clone(), cancel_tx);
+        }
+        let forwarded_at = Instant::now();
+        let result = up
+            .request("tools/call", params, sink, session.map(|_| cancel_rx))
+            .await;
+        if let Some(s) = session {
+            s.inflight.lock().unwrap().remove(&key);
+        }
+        drop(permits);
+        let upstream_ms = forwarded_at.elapsed().as_secs_f64() * 1000.0;
+        let mut out = self.event("outcome", Some(who), session.map(|s| s.as_ref()));
+        out.request = Some(request_id.clone());
+        out.method = Some("tools/call".into());
+        out.tool = Some(name.clone());
+        out.latency_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+        out.detail.insert(
+            "upstream_ms".into(),
+            json!((upstream_ms * 1000.0).round() / 1000.0),
+        );
+        let reply = match result {
+            Ok(resp) => {
+                if let Some(err) = resp.get("error") {
+                    out.outcome = Some("upstream_error".into());
+                    out.detail.insert("error".into(), err.clone());
+                    json!({"jsonrpc": "2.0", "id": id, "error": err})
+                } else {
+                    let result = resp.get("result").cloned().unwrap_or(json!({}));
+                    let is_error = result
+                        .get("isError")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false);
+                    out.outcome = Some(if is_error { "tool_error" } else { "ok" }.into());
+                    if !is_error {
+                        self.taint_if_untrusted(session, &tr);
+                    }
+                    ok(id, result)
+                }
+            }
+            Err(GatewayError::Cancelled) => {
+                out.outcome = Some("cancelled".into());
+                error(id, codes::INTERNAL, "the call was cancelled", None)
+            }
+            Err(e) => {
+                out.outcome = Some("upstream_error".into());
+                out.detail
+                    .insert("error".into(), Value::String(e.to_string()));
+                tool_error(
+                    id,
+                    &format!("Warden could not complete {name}: {e}"),
+                    json!({"request": request_id, "decision": "allow", "error": e.to_string()}),
+                )
+            }
+        };
+        out.tainted = session.map(|s| s.tainted.load(Ordering::Acquire));
+        self.audit.append_nowait(&out).await;
+        reply
+    }
+
+    fn taint_if_untrusted(&self, session: Option<&Arc<Session>>, tr: &ToolRef) {
+        let untrusted = self
+            .inv
+            .connectors
+            .get(&tr.connector)
+            .and_then(|c| c.tools.get(&tr.tool))
+            .is_some_and(|t| t.value.untrusted_output);
+        if untrusted && let Some(s) = session {
+            s.tainted.store(true, Ordering::Release);
+            let mut src = s.taint_sources.lock().unwrap();
+            if !src.contains(&tr.qualified()) {
+                src.push(tr.qualified());
+            }
+        }
+    }
+}

@@ -1,0 +1,885 @@
+//! Upstream MCP servers: stdio child processes and Streamable HTTP endpoints.
+//!
+//! One [`Upstream`] per connector, shared by every agent session. The gateway initialises
+//! each upstream itself (it is the upstream's only client) and relays raw JSON: request ids
+//! are rewritten to the upstream's own counter, progress tokens to gateway-unique ones, and
+//! both are restored on the way back. Non-JSON lines on a child's stdout are skipped; a child
+//! that exits fails its in-flight calls and is restarted on the next call, with exponential
+//! backoff between failed starts. Its stderr goes to the gateway's log.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::GatewayError;
+
+/// The protocol revision the gateway speaks to upstreams.
+pub const UPSTREAM_PROTOCOL: &str = "2025-11-25";
+
+/// Where a call's progress (and other request-scoped notifications) go.
+pub type NotifySink = mpsc::UnboundedSender<Value>;
+
+/// Resolves `${env:NAME}` and `${file:PATH}` (relative to `root`) inside a configured value.
+pub fn resolve_value(raw: &str, root: &Path) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = raw;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unterminated `${{` in `{raw}`"))?;
+        let expr = &after[..end];
+        if let Some(name) = expr.strip_prefix("env:") {
+            let v = std::env::var(name)
+                .map_err(|_| format!("environment variable {name} is not set"))?;
+            out.push_str(&v);
+        } else if let Some(path) = expr.strip_prefix("file:") {
+            let p = root.join(path);
+            let v = std::fs::read_to_string(&p)
+                .map_err(|e| format!("cannot read secret file {}: {e}", p.display()))?;
+            out.push_str(v.trim_end_matches(['\n', '\r']));
+        } else {
+            return Err(format!(
+                "unknown reference `${{{expr}}}` (use env:NAME or file:PATH)"
+            ));
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The environment a child gets besides its configured `env`: never the gateway's own
+/// secrets, only what programs need to run.
+const PASSED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "TMPDIR",
+    "TERM",
+    "SHELL",
+    "NODE_PATH",
+    "VIRTUAL_ENV",
+];
+
+/// How to start a stdio upstream.
+#[derive(Debug, Clone)]
+pub struct StdioSpec {
+    pub command: String,
+    pub args: Vec<String>,
+    /// Unresolved values (`${env:…}`, `${file:…}`).
+    pub env: BTreeMap<String, String>,
+    pub cwd: PathBuf,
+    pub root: PathBuf,
+}
+
+/// How to reach an HTTP upstream.
+#[derive(Debug, Clone)]
+pub struct HttpSpec {
+    pub url: String,
+    /// Unresolved values.
+    pub headers: BTreeMap<String, String>,
+    pub root: PathBuf,
+}
+
+/// Tunables.
+#[derive(Debug, Clone)]
+pub struct UpstreamOptions {
+    /// Longest wait for an upstream's `initialize` answer.
+    pub init_timeout: Duration,
+    /// Longest a cached `tools/list` is trusted.
+    pub tools_ttl: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for UpstreamOptions {
+    fn default() -> Self {
+        UpstreamOptions {
+            init_timeout: Duration::from_secs(60),
+            tools_ttl: Duration::from_secs(300),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+enum Kind {
+    Stdio(StdioUpstream),
+    Http(HttpUpstream),
+    Unavailable(String),
+}
+
+/// One connector's upstream.
+pub struct Upstream {
+    pub connector: String,
+    kind: Kind,
+    tools: Mutex<Option<(Instant, Arc<Vec<Value>>)>>,
+    tools_stale: Arc<AtomicBool>,
+    opts: UpstreamOptions,
+    next_progress: AtomicU64,
+}
+
+impl Upstream {
+    pub fn stdio(connector: &str, spec: StdioSpec, opts: UpstreamOptions) -> Upstream {
+        let stale = Arc::new(AtomicBool::new(false));
+        Upstream {
+            connector: connector.to_string(),
+            kind: Kind::Stdio(StdioUpstream {
+                connector: connector.to_string(),
+                spec,
+                state: tokio::sync::Mutex::new(StdioState {
+                    conn: None,
+                    failures: 0,
+                    not_before: None,
+                    last_error: None,
+                }),
+                tools_stale: stale.clone(),
+                init_timeout: opts.init_timeout,
+                max_backoff: opts.max_backoff,
+            }),
+            tools: Mutex::new(None),
+            tools_stale: stale,
+            opts,
+            next_progress: AtomicU64::new(1),
+        }
+    }
+
+    pub fn http(connector: &str, spec: HttpSpec, opts: UpstreamOptions) -> Upstream {
+        let stale = Arc::new(AtomicBool::new(false));
+        Upstream {
+            connector: connector.to_string(),
+            kind: Kind::Http(HttpUpstream::new(
+                connector,
+                spec,
+                opts.init_timeout,
+                stale.clone(),
+            )),
+            tools: Mutex::new(None),
+            tools_stale: stale,
+            opts,
+            next_progress: AtomicU64::new(1),
+        }
+    }
+
+    pub fn unavailable(connector: &str, why: &str) -> Upstream {
+        Upstream {
+            connector: connector.to_string(),
+            kind: Kind::Unavailable(why.to_string()),
+            tools: Mutex::new(None),
+            tools_stale: Arc::new(AtomicBool::new(false)),
+            opts: UpstreamOptions::default(),
+            next_progress: AtomicU64::new(1),
+        }
+    }
+
+    /// Sends one request and waits for its response message (`result` or `error`, id
+    /// removed). Progress notifications for it go to `sink` with the caller's token restored.
+    pub async fn request(
+        &self,
+        method: &str,
+        mut params: Value,
+        sink: Option<NotifySink>,
+        cancel: Option<oneshot::Receiver<String>>,
+    ) -> Result<Value, GatewayError> {
+        // Rewrite the progress token so that tokens of different clients never collide.
+        let mut progress: Option<(String, Value, NotifySink)> = None;
+        if let Some(meta) = params.get_mut("_meta").and_then(Value::as_object_mut)
+            && let Some(orig) = meta.get("progressToken").cloned()
+        {
+            if let Some(sink) = sink {
+                let ours = format!(
+                    "warden-{}",
+                    self.next_progress.fetch_add(1, Ordering::Relaxed)
+                );
+                meta.insert("progressToken".into(), Value::String(ours.clone()));
+                progress = Some((ours, orig, sink));
+            } else {
+                meta.remove("progressToken");
+            }
+        }
+        match &self.kind {
+            Kind::Stdio(s) => s.request(method, params, progress, cancel).await,
+            Kind::Http(h) => h.request(method, params, progress, cancel).await,
+            Kind::Unavailable(why) => Err(GatewayError::Unavailable {
+                connector: self.connector.clone(),
+                message: why.clone(),
+            }),
+        }
+    }
+
+    /// The upstream's tools (all pages), cached until `notifications/tools/list_changed`,
+    /// a restart, or the TTL.
+    pub async fn tools(&self) -> Result<Arc<Vec<Value>>, GatewayError> {
+        if !self.tools_stale.swap(false, Ordering::AcqRel)
+            && let Some((at, tools)) = self.tools.lock().unwrap().as_ref()
+            && at.elapsed() < self.opts.tools_ttl
+        {
+            return Ok(tools.clone());
+        }
+        let mut all = Vec::new();
+        let mut cursor: Option<Value> = None;
+        for _page in 0..100 {
+            let params = match &cursor {
+                Some(c) => json!({ "cursor": c }),
+                None => json!({}),
+            };
+            let resp = self.request("tools/list", params, None, None).await?;
+            if let Some(err) = resp.get("error") {
+                return Err(GatewayError::Upstream {
+                    connector: self.connector.clone(),
+                    message: format!("tools/list failed: {err}"),
+                });
+            }
+            let result = resp.get("result").cloned().unwrap_or(Value::Null);
+            if let Some(tools) = result.get("tools").and_then(Value::as_array) {
+                all.extend(tools.iter().cloned());
+            }
+            match result.get("nextCursor") {
+                Some(c) if !c.is_null() => cursor = Some(c.clone()),
+                _ => break,
+            }
+        }
+        let tools = Arc::new(all);
+        *self.tools.lock().unwrap() = Some((Instant::now(), tools.clone()));
+        Ok(tools)
+    }
+
+    /// Stops a child process, if any.
+    pub async fn shutdown(&self) {
+        if let Kind::Stdio(s) = &self.kind {
+            let mut st = s.state.lock().await;
+            if let Some(conn) = st.conn.take() {
+                conn.kill();
+            }
+        }
+    }
+}
+
+/// Routes a notification from an upstream: progress goes to the call that asked for it.
+fn route_notification(
+    msg: &Value,
+    progress: &Mutex<HashMap<String, (Value, NotifySink)>>,
+    tools_stale: &AtomicBool,
+    connector: &str,
+) {
+    let method = msg.get("method").and_then(Value::as_str).unwrap_or("");
+    match method {
+        "notifications/progress" => {
+            let token = msg
+                .pointer("/params/progressToken")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let map = progress.lock().unwrap();
+            if let Some((orig, sink)) = map.get(token) {
+                let mut m = msg.clone();
+                m["params"]["progressToken"] = orig.clone();
+                let _ = sink.send(m);
+            }
+        }
+        "notifications/tools/list_changed" => tools_stale.store(true, Ordering::Release),
+        "notifications/message" => {
+            eprintln!(
+                "[{connector}] log: {}",
+                msg.get("params").unwrap_or(&Value::Null)
+            );
+        }
+        _ => {}
+    }
+}
+
+fn is_response(msg: &Value) -> bool {
+    msg.get("method").is_none() && (msg.get("result").is_some() || msg.get("error").is_some())
+}
+
+// ---------------------------------------------------------------------------------------
+// stdio
+
+struct StdioState {
+    conn: Option<Arc<StdioConn>>,
+    failures: u32,
+    not_before: Option<Instant>,
+    last_error: Option<String>,
+}
+
+struct StdioUpstream {
+    connector: String,
+    spec: StdioSpec,
+    state: tokio::sync::Mutex<StdioState>,
+    tools_stale: Arc<AtomicBool>,
+    init_timeout: Duration,
+    max_backoff: Duration,
+}
+
+struct StdioConn {
+    stdin: tokio::sync::Mutex<ChildStdin>,
+    pending: Mutex<HashMap<u64, oneshot::Sender<Value>>>,
+    progress: Arc<Mutex<HashMap<String, (Value, NotifySink)>>>,
+    alive: AtomicBool,
+    exit: Mutex<Option<String>>,
+    child: Mutex<Option<Child>>,
+    next_id: AtomicU64,
+    stderr_tail: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl StdioConn {
+    fn kill(&self) {
+        self.alive.store(false, Ordering::Release);
+        if let Some(mut c) = self.child.lock().unwrap().take() {
+            let _ = c.start_kill();
+        }
+    }
+
+    fn death_message(&self) -> String {
+        let exit = self
+            .exit
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or_else(|| "exited".into());
+        let tail: Vec<String> = self.stderr_tail.lock().unwrap().iter().cloned().collect();
+        if tail.is_empty() {
+            format!("the server process {exit}")
+        } else {
+            format!(
+                "the server process {exit}; last stderr: {}",
+                tail.join(" | ")
+            )
+        }
+    }
+
+    async fn send(&self, msg: &Value) -> Result<(), String> {
+        let mut line = serde_json::to_vec(msg).map_err(|e| e.to_string())?;
+        line.push(b'\n');
+        let mut stdin = self.stdin.lock().await;
+        stdin.write_all(&line).await.map_err(|e| e.to_string())?;
+        stdin.flush().await.map_err(|e| e.to_string())
+    }
+
+    /// Sends a request and waits for its response (or the child's death).
+    async fn call(
+        &self,
+        method: &str,
+        params: Value,
+        cancel: Option<oneshot::Receiver<String>>,
+    ) -> Result<Value, Result<String, ()>> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().unwrap().insert(id, tx);
+        if !self.alive.load(Ordering::Acquire) {
+            self.pending.lock().unwrap().remove(&id);
+            return Err(Ok(self.death_message()));
+        }
+        let msg = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        if let Err(e) = self.send(&msg).await {
+            self.pending.lock().unwrap().remove(&id);
+            return Err(Ok(format!("cannot write to the server: {e}")));
+        }
+        let res = match cancel {
+            Some(cancel) => {
+                tokio::select! {
+                    r = rx => r,
+                    reason = cancel => {
+                        self.pending.lock().unwrap().remove(&id);
+                        let reason = reason.unwrap_or_default();
+                        let _ = self.send(&json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                            "params": {"requestId": id, "reason": reason}})).await;
+                        return Err(Err(()));
+                    }
+                }
+            }
+            None => rx.await,
+        };
+        res.map_err(|_| Ok(self.death_message()))
+    }
+}
+
+impl StdioUpstream {
+    async fn connection(&self) -> Result<Arc<StdioConn>, GatewayError> {
+        let mut st = self.state.lock().await;
+        if let Some(c) = &st.conn {
+            if c.alive.load(Ordering::Acquire) {
+                return Ok(c.clone());
+            }
+            let msg = c.death_message();
+            st.conn = None;
+            st.failures += 1;
+            st.last_error = Some(msg);
+            let backoff = Duration::from_millis(100u64 << st.failures.min(9)).min(self.max_backoff);
+            st.not_before = Some(Instant::now() + backoff);
+            eprintln!(
+                "[{}] upstream died; restart allowed in {backoff:?}",
+                self.connector
+            );
+        }
+        if let Some(nb) = st.not_before
+            && Instant::now() < nb
+        {
+            return Err(GatewayError::Unavailable {
+                connector: self.connector.clone(),
+                message: format!(
+                    "restarting after a failure (next attempt in {} ms): {}",
+                    (nb - Instant::now()).as_millis(),
+                    st.last_error.clone().unwrap_or_default()
+                ),
+            });
+        }
+        match self.start().await {
+            Ok(c) => {
+                st.conn = Some(c.clone());
+                st.not_before = None;
+                self.tools_stale.store(true, Ordering::Release);
+                Ok(c)
+            }
+            Err(message) => {
+                st.failures += 1;
+                let backoff =
+                    Duration::from_millis(100u64 << st.failures.min(9)).min(self.max_backoff);
+                st.not_before = Some(Instant::now() + backoff);
+                st.last_error = Some(message.clone());
+                Err(GatewayError::Unavailable {
+                    connector: self.connector.clone(),
+                    message,
+                })
+            }
+        }
+    }
+
+    async fn start(&self) -> Result<Arc<StdioConn>, String> {
+        let spec = &self.spec;
+        let mut cmd = Command::new(&spec.command);
+        cmd.args(&spec.args)
+            .current_dir(&spec.cwd)
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for k in PASSED_ENV {
+            if let Ok(v) = std::env::var(k) {
+                cmd.env(k, v);
+            }
+        }
+        for (k, raw) in &spec.env {
+            cmd.env(k, resolve_value(raw, &spec.root)?);
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start `{}`: {e}", spec.command))?;
+        let stdin = child.stdin.take().ok_or("no stdin")?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let stderr = child.stderr.take().ok_or("no stderr")?;
+        let conn = Arc::new(StdioConn {
+            stdin: tokio::sync::Mutex::new(stdin),
+            pending: Mutex::new(HashMap::new()),
+            progress: Arc::new(Mutex::new(HashMap::new())),
+            alive: AtomicBool::new(true),
+            exit: Mutex::new(None),
+            child: Mutex::new(Some(child)),
+            next_id: AtomicU64::new(1),
+            stderr_tail: Arc::new(Mutex::new(VecDeque::new())),
+        });
+        // stderr → log, keeping the last lines for error messages.
+        {
+            let tail = conn.stderr_tail.clone();
+            let connector = self.connector.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    eprintln!("[{connector}] {line}");
+                    let mut t = tail.lock().unwrap();
+                    if t.len() == 5 {
+                        t.pop_front();
+                    }
+                    t.push_back(line.chars().take(300).collect());
+                }
+            });
+        }
+        // stdout → responses and notifications.
+        {
+            let conn2 = conn.clone();
+            let connector = self.connector.clone();
+            let stale = self.tools_stale.clone();
+            tokio::spawn(async move {
+                let mut reader = BufReader::new(stdout);
+                let mut buf = Vec::new();
+                loop {
+                    buf.clear();
+                    match reader.read_until(b'\n', &mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                    let text = String::from_utf8_lossy(&buf);
+                    let text = text.trim();
+                    if text.is_empty() {
+                        continue;
+                    }
+                    let msg: Value = match serde_json::from_str(text) {
+                        Ok(v) => v,
+                        Err(_) => {
+                            eprintln!(
+                                "[{connector}] skipped a non-JSON line on stdout: {}",
+                                text.chars().take(200).collect::<String>()
+                            );
+                            continue;
+                        }
+                    };
+                    if is_response(&msg) {
+                        if let Some(id) = msg.get("id").and_then(Value::as_u64)
+                            && let Some(tx) = conn2.pending.lock().unwrap().remove(&id)
+                        {
+                            let _ = tx.send(msg);
+                        }
+                    } else if let Some(id) = msg.get("id") {
+                        // A request from the server (sampling, elicitation, roots): the gateway
+                        // offers none of these capabilities upstream.
+                        let method = msg.get("method").and_then(Value::as_str).unwrap_or("");
+                        let reply = if method == "ping" {
+                            json!({"jsonrpc": "2.0", "id": id, "result": {}})
+                        } else {
+                            json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601,
+                                "message": format!("the Warden gateway does not relay server requests ({method})")}})
+                        };
+                        let _ = conn2.send(&reply).await;
+                    } else {
+                        route_notification(&msg, &conn2.progress, &stale, &connector);
+                    }
+                }
+                conn2.alive.store(false, Ordering::Release);
+                let status = {
+                    let child = conn2.child.lock().unwrap().take();
+                    child
+                };
+                let exit = match status {
+                    Some(mut c) => {
+                        match tokio::time::timeout(Duration::from_secs(2), c.wait()).await {
+                            Ok(Ok(s)) => format!("exited ({s})"),
+                            _ => {
+                                let _ = c.start_kill();
+                                "closed its stdout".to_string()
+                            }
+                        }
+                    }
+                    None => "was stopped".to_string(),
+                };
+                *conn2.exit.lock().unwrap() = Some(exit);
+                // Fail every in-flight call.
+                conn2.pending.lock().unwrap().clear();
+                conn2.progress.lock().unwrap().clear();
+                stale.store(true, Ordering::Release);
+            });
+        }
+        // Handshake.
+        let init = json!({
+            "protocolVersion": UPSTREAM_PROTOCOL,
+            "capabilities": {},
+            "clientInfo": {"name": "warden-gateway", "version": env!("CARGO_PKG_VERSION")}
+        });
+        let resp = tokio::time::timeout(self.init_timeout, conn.call("initialize", init, None))
+            .await
+            .map_err(|_| {
+                conn.kill();
+                format!("no answer to initialize within {:?}", self.init_timeout)
+            })?
+            .map_err(|e| e.unwrap_or_else(|_| "cancelled".into()))?;
+        if let Some(err) = resp.get("error") {
+            conn.kill();
+            return Err(format!("initialize failed: {err}"));
+        }
+        conn.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await?;
+        Ok(conn)
+    }
+
+    async fn request(
+        &self,
+        method: &str,
+        params: Value,
+        progress: Option<(String, Value, NotifySink)>,
+        cancel: Option<oneshot::Receiver<String>>,
+    ) -> Result<Value, GatewayError> {
+        let conn = self.connection().await?;
+        let token = progress.as_ref().map(|p| p.0.clone());
+        if let Some((ours, orig, sink)) = progress {
+            conn.progress.lock().unwrap().insert(ours, (orig, sink));
+        }
+        let r = conn.call(method, params, cancel).await;
+        if let Some(t) = token {
+            conn.progress.lock().unwrap().remove(&t);
+        }
+        match r {
+            Ok(v) => Ok(v),
+            Err(Ok(message)) => Err(GatewayError::Upstream {
+                connector: self.connector.clone(),
+                message,
+            }),
+            Err(Err(())) => Err(GatewayError::Cancelled),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Streamable HTTP
+
+struct HttpSession {
+    id: Option<String>,
+    protocol: String,
+}
+
+struct HttpUpstream {
+    connector: String,
+    spec: HttpSpec,
+    client: reqwest::Client,
+    session: tokio::sync::Mutex<Option<Arc<HttpSession>>>,
+    next_id: AtomicU64,
+    stale_for_tools: Arc<AtomicBool>,
+}
+
+/// Installs ring as rustls' process-wide provider (idempotent).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl HttpUpstream {
+    fn new(
+        connector: &str,
+        spec: HttpSpec,
+        connect_timeout: Duration,
+        stale: Arc<AtomicBool>,
+    ) -> HttpUpstream {
+        install_crypto_provider();
+        let client = reqwest::Client::builder()
+            .connect_timeout(connect_timeout.min(Duration::from_secs(10)))
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        HttpUpstream {
+            connector: connector.to_string(),
+            spec,
+            client,
+            session: tokio::sync::Mutex::new(None),
+            next_id: AtomicU64::new(1),
+            stale_for_tools: stale,
+        }
+    }
+
+    fn err(&self, message: impl Into<String>) -> GatewayError {
+        GatewayError::Upstream {
+            connector: self.connector.clone(),
+            message: message.into(),
+        }
+    }
+
+    fn build(
+        &self,
+        body: &Value,
+        session: Option<&HttpSession>,
+    ) -> Result<reqwest::RequestBuilder, GatewayError> {
+        let mut rb = self
+            .client
+            .post(&self.spec.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream");
+        for (k, raw) in &self.spec.headers {
+            let v = resolve_value(raw, &self.spec.root).map_err(|m| GatewayError::Unavailable {
+                connector: self.connector.clone(),
+                message: m,
+            })?;
+            rb = rb.header(k.as_str(), v);
+        }
+        if let Some(s) = session {
+            if let Some(id) = &s.id {
+                rb = rb.header("mcp-session-id", id);
+            }
+            rb = rb.header("mcp-protocol-version", &s.protocol);
+        }
+        Ok(rb.body(serde_json::to_vec(body).unwrap_or_default()))
+    }
+
+    async fn session(&self) -> Result<Arc<HttpSession>, GatewayError> {
+        let mut s = self.session.lock().await;
+        if let Some(sess) = s.as_ref() {
+            return Ok(sess.clone());
+        }
+        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": UPSTREAM_PROTOCOL,
+            "capabilities": {},
+            "clientInfo": {"name": "warden-gateway", "version": env!("CARGO_PKG_VERSION")}
+        }});
+        let resp =
+            self.build(&init, None)?
+                .send()
+                .await
+                .map_err(|e| GatewayError::Unavailable {
+                    connector: self.connector.clone(),
+                    message: format!("cannot reach {}: {e}", self.spec.url),
+                })?;
+        if !resp.status().is_success() {
+            return Err(GatewayError::Unavailable {
+                connector: self.connector.clone(),
+                message: format!("initialize answered HTTP {}", resp.status()),
+            });
+        }
+        let sid = resp
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let msg = self.read_response(resp, &Value::from(0), None).await?;
+        if let Some(err) = msg.get("error") {
+            return Err(GatewayError::Unavailable {
+                connector: self.connector.clone(),
+                message: format!("initialize failed: {err}"),
+            });
+        }
+        let protocol = msg
+            .pointer("/result/protocolVersion")
+            .and_then(Value::as_str)
+            .unwrap_or(UPSTREAM_PROTOCOL)
+            .to_string();
+        let sess = Arc::new(HttpSession { id: sid, protocol });
+        let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        let _ = self.build(&note, Some(&sess))?.send().await;
+        *s = Some(sess.clone());
+        self.stale_for_tools.store(true, Ordering::Release);
+        Ok(sess)
+    }
+
+    /// Reads a JSON or SSE response until the message answering `id`.
+    async fn read_response(
+        &self,
+        mut resp: reqwest::Response,
+        id: &Value,
+        progress: Option<&Mutex<HashMap<String, (Value, NotifySink)>>>,
+    ) -> Result<Value, GatewayError> {
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if !ct.starts_with("text/event-stream") {
+            let bytes = resp.bytes().await.map_err(|e| self.err(e.to_string()))?;
+            let v: Value = serde_json::from_slice(&bytes)
+                .map_err(|e| self.err(format!("upstream answered non-JSON: {e}")))?;
+            return Ok(v);
+        }
+        let empty = Mutex::new(HashMap::new());
+        let progress = progress.unwrap_or(&empty);
+        let mut buf: Vec<u8> = Vec::new();
+        loop {
+            let chunk = resp.chunk().await.map_err(|e| self.err(e.to_string()))?;
+            let Some(chunk) = chunk else {
+                return Err(self.err("the event stream ended without a response"));
+            };
+            buf.extend_from_slice(&chunk);
+            while let Some((end, sep)) = find_event_end(&buf) {
+                let event: Vec<u8> = buf.drain(..end + sep).collect();
+                let text = String::from_utf8_lossy(&event[..end]);
+                let mut data = String::new();
+                for line in text.lines() {
+                    if let Some(d) = line.strip_prefix("data:") {
+                        if !data.is_empty() {
+                            data.push('\n');
+                        }
+                        data.push_str(d.strip_prefix(' ').unwrap_or(d));
+                    }
+                }
+                if data.is_empty() {
+                    continue;
+                }
+                let Ok(msg) = serde_json::from_str::<Value>(&data) else {
+                    continue;
+                };
+                if is_response(&msg) && msg.get("id") == Some(id) {
+                    return Ok(msg);
+                }
+                if msg.get("method").is_some() && msg.get("id").is_none() {
+                    route_notification(&msg, progress, &self.stale_for_tools, &self.connector);
+                }
+            }
+        }
+    }
+
+    async fn request(
+        &self,
+        method: &str,
+        params: Value,
+        progress: Option<(String, Value, NotifySink)>,
+        cancel: Option<oneshot::Receiver<String>>,
+    ) -> Result<Value, GatewayError> {
+        let progress_map = Mutex::new(HashMap::new());
+        if let Some((ours, orig, sink)) = progress {
+            progress_map.lock().unwrap().insert(ours, (orig, sink));
+        }
+        let id = Value::from(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let work = async {
+            for attempt in 0..2 {
+                let sess = self.session().await?;
+                let resp = self
+                    .build(&body, Some(&sess))?
+                    .send()
+                    .await
+                    .map_err(|e| self.err(format!("request failed: {e}")))?;
+                if resp.status() == reqwest::StatusCode::NOT_FOUND
+                    && sess.id.is_some()
+                    && attempt == 0
+                {
+                    // The upstream forgot our session (restart): initialise again, once.
+                    *self.session.lock().await = None;
+                    continue;
+                }
+                if !resp.status().is_success() {
+                    let status = resp.status();
+                    let text = resp.text().await.unwrap_or_default();
+                    return Err(self.err(format!(
+                        "HTTP {status}: {}",
+                        text.chars().take(300).collect::<String>()
+                    )));
+                }
+                return self.read_response(resp, &id, Some(&progress_map)).await;
+            }
+            Err(self.err("session lost twice"))
+        };
+        match cancel {
+            Some(cancel) => {
+                tokio::select! {
+                    r = work => r,
+                    reason = cancel => {
+                        if let Ok(sess) = self.session().await {
+                            let note = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                                "params": {"requestId": id, "reason": reason.unwrap_or_default()}});
+                            if let Ok(rb) = self.build(&note, Some(&sess)) { let _ = rb.send().await; }
+                        }
+                        Err(GatewayError::Cancelled)
+                    }
+                }
+            }
+            None => work.await,
+        }
+    }
+}
+
+fn find_event_end(buf: &[u8]) -> Option<(usize, usize)> {
+    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|p| (p, 2));
+    let crlf = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| (p, 4));
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+        (a, b) => a.or(b),
+    }
+}
