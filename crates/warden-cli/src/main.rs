@@ -5,8 +5,12 @@
 //! `0` clean, `1` findings at or above `--fail-on` (or a failed test/verification),
 //! `2` unusable input (a malformed manifest, a bad argument, an unreadable file).
 
+mod audit;
 mod check;
+mod gateway;
 mod output;
+mod token;
+mod up;
 
 use std::process::ExitCode;
 
@@ -27,12 +31,24 @@ struct Cli {
 enum Command {
     /// Load and validate an inventory and report governance gaps.
     Check(check::CheckArgs),
+    /// Run the gateway: MCP endpoint (/mcp), admin API, embedded store.
+    Up(up::UpArgs),
+    /// Issue, list and revoke agent tokens.
+    Token(token::TokenArgs),
+    /// Verify, tail and export the audit trail.
+    Audit(audit::AuditArgs),
+    /// The gateway over other transports (`gateway stdio`).
+    Gateway(gateway::GatewayArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Up(args) => up::run(args),
+        Command::Token(args) => token::run(args),
+        Command::Audit(args) => audit::run(args),
+        Command::Gateway(args) => gateway::run(args),
     };
     match result {
         Ok(code) => code,

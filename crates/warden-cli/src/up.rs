@@ -1,0 +1,162 @@
+//! `warden up [DIR]`: the gateway, the MCP endpoint and the admin API in one process.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use warden_core::Inventory;
+use warden_gateway::{Gateway, GatewayOptions};
+use warden_server::{AppState, ServerOptions};
+use warden_store::{Durability, Store};
+
+use crate::output::{self, Format};
+
+/// The inventory directory and the store every store-touching command shares.
+#[derive(Args, Clone)]
+pub struct StoreArgs {
+    /// Inventory directory.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// SQLite database (default: DIR/.warden/warden.db).
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    pub fn db_path(&self) -> PathBuf {
+        self.db
+            .clone()
+            .unwrap_or_else(|| self.dir.join(".warden").join("warden.db"))
+    }
+
+    /// Opens the store; `must_exist` refuses to create a new, empty one.
+    pub async fn open(&self, must_exist: bool, durability: Durability) -> anyhow::Result<Store> {
+        let path = self.db_path();
+        if must_exist && !path.exists() {
+            anyhow::bail!(
+                "no store at {} (it is created by `warden up` or `warden token issue`)",
+                path.display()
+            );
+        }
+        Ok(Store::open(&path, durability).await?)
+    }
+}
+
+/// Loads the inventory or prints the load error (exit 2).
+pub fn load_inventory(dir: &Path, format: Format) -> Result<Inventory, ExitCode> {
+    Inventory::load(dir).map_err(|e| crate::check::report_load_error(&e, format))
+}
+
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+#[derive(Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Address to listen on (MCP endpoint at /mcp). Loopback by default.
+    #[arg(long, default_value = "127.0.0.1:7400")]
+    listen: SocketAddr,
+    /// `full` fsyncs every commit; `normal` survives kill -9 but not power loss.
+    #[arg(long, default_value = "full")]
+    durability: Durability,
+    /// Largest accepted MCP request body, bytes.
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    max_body: usize,
+}
+
+pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
+    let inv = match load_inventory(&args.store.dir, Format::Text) {
+        Ok(i) => Arc::new(i),
+        Err(code) => return Ok(code),
+    };
+    let decider = match crate::gateway::decider(inv.clone()) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(output::EXIT_UNUSABLE());
+        }
+    };
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let store = args.store.open(false, args.durability).await?;
+        let writer = store.audit_writer().await?;
+        let gw = Arc::new(Gateway::new(
+            inv.clone(),
+            decider,
+            writer,
+            GatewayOptions::default(),
+        ));
+        let listener = match tokio::net::TcpListener::bind(args.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: cannot listen on {}: {e}", args.listen);
+                return Ok(output::EXIT_UNUSABLE());
+            }
+        };
+        let addr = listener.local_addr()?;
+        let dir = args.store.dir.display().to_string();
+        let db = args.store.db_path();
+        let db_flag = match &args.store.db {
+            Some(p) => format!(" --db {}", p.display()),
+            None => String::new(),
+        };
+        println!("MCP endpoint: http://{addr}/mcp");
+        println!("admin API:    http://{addr}/healthz");
+        println!(
+            "store:        {} (durability {:?})",
+            db.display(),
+            args.durability
+        );
+        println!(
+            "inventory:    {dir} ({} agents, {} connectors)",
+            inv.agents.len(),
+            inv.connectors.len()
+        );
+        println!("agent token:  warden token issue --agent AGENT {dir}{db_flag}");
+        let mut ev = gw.event("gateway", None, None);
+        ev.outcome = Some("started".into());
+        ev.detail.insert("listen".into(), addr.to_string().into());
+        gw.audit().append(&ev).await?;
+        let state = AppState::new(
+            gw.clone(),
+            store.clone(),
+            ServerOptions {
+                max_body: args.max_body,
+                ..ServerOptions::default()
+            },
+        );
+        warden_server::serve(listener, state, shutdown_signal()).await?;
+        let mut ev = gw.event("gateway", None, None);
+        ev.outcome = Some("stopped".into());
+        gw.audit().append(&ev).await?;
+        gw.audit().flush().await;
+        store.close().await;
+        eprintln!("warden: stopped; audit trail flushed");
+        Ok(output::EXIT_OK)
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    eprintln!("warden: shutting down");
+}
