@@ -658,7 +658,7 @@ fn kill_9_under_load_leaves_a_verifiable_chain_with_every_answered_call_decided(
         .filter(|d| d["tool"] == "testkit.echo" && d["decision"] == "allow")
         .count();
     assert!(
-        decided >= answered + 1,
+        decided > answered,
         "{answered} calls answered but only {decided} decisions durable"
     );
 }

@@ -556,10 +556,7 @@ impl StdioUpstream {
                     }
                 }
                 conn2.alive.store(false, Ordering::Release);
-                let status = {
-                    let child = conn2.child.lock().unwrap().take();
-                    child
-                };
+                let status = conn2.child.lock().unwrap().take();
                 let exit = match status {
                     Some(mut c) => {
                         match tokio::time::timeout(Duration::from_secs(2), c.wait()).await {

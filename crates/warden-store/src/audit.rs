@@ -214,8 +214,10 @@ async fn append_batch(
     }
 }
 
+type ReplyTo = Option<oneshot::Sender<Result<Receipt, String>>>;
+
 enum Cmd {
-    Append(Value, Option<oneshot::Sender<Result<Receipt, String>>>),
+    Append(Value, ReplyTo),
     Flush(oneshot::Sender<()>),
 }
 
@@ -240,8 +242,7 @@ impl AuditWriter {
         let mut conn = opts.connect().await?;
         let (tx, mut rx) = mpsc::channel::<Cmd>(65_536);
         tokio::spawn(async move {
-            let mut batch: Vec<(Value, Option<oneshot::Sender<Result<Receipt, String>>>)> =
-                Vec::new();
+            let mut batch: Vec<(Value, ReplyTo)> = Vec::new();
             let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
             while let Some(first) = rx.recv().await {
                 let mut next = Some(first);
