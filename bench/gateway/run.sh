@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Gateway benchmark: tools/call through `warden up` vs. directly against the same trivial
+# Streamable HTTP upstream, in the same run. Prints markdown tables: added p50/p99 at a fixed
+# rate (default 1,000 calls/s) and maximum calls/s with policy and audit on.
+#
+#   bench/gateway/run.sh [--rate 1000] [--seconds 5] [--concurrency 32] [--durability full|normal]
+#
+# Builds release binaries once (cargo build --release), everything listens on 127.0.0.1,
+# and every process started here is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+RATE=1000 SECONDS_=5 CONC=32 DURABILITIES="normal full"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rate) RATE=$2; shift 2 ;;
+    --seconds) SECONDS_=$2; shift 2 ;;
+    --concurrency) CONC=$2; shift 2 ;;
+    --durability) DURABILITIES=$2; shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+TARGET=${CARGO_TARGET_DIR:-target}
+PROFILE=${PROFILE:-release}   # PROFILE=debug only to try the script itself
+if [ "$PROFILE" = release ]; then
+  cargo build --release --locked -q -p warden-cli -p warden-server --example mcp_bench
+else
+  cargo build -q -p warden-cli -p warden-server --example mcp_bench
+fi
+WARDEN=$TARGET/$PROFILE/warden
+BENCH=$TARGET/$PROFILE/examples/mcp_bench
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+"$BENCH" upstream --port-file "$WORK/up.port" > /dev/null & PIDS+=($!)
+for _ in $(seq 100); do [ -s "$WORK/up.port" ] && break; sleep 0.05; done
+UP_PORT=$(cat "$WORK/up.port")
+mkdir -p "$WORK/inv"
+cat > "$WORK/inv/inventory.yaml" <<YAML
+humans: [{ id: bench@example.com }]
+agents:
+  - { id: bench-agent, owner: bench@example.com, uses: [bench.noop] }
+connectors:
+  - id: bench
+    mcp: { url: "http://127.0.0.1:$UP_PORT/mcp" }
+    tools:
+      noop: { effects: [read], args: { n: { type: integer } } }
+YAML
+echo "# Warden gateway benchmark ($(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ))"
+echo "upstream: trivial Streamable HTTP MCP server (JSON responses) on 127.0.0.1:$UP_PORT"
+for DUR in $DURABILITIES; do
+  DB="$WORK/warden-$DUR.db"
+  "$WARDEN" up "$WORK/inv" --db "$DB" --listen 127.0.0.1:0 --durability "$DUR" > "$WORK/up-$DUR.out" 2> "$WORK/up-$DUR.err" & WPID=$!; PIDS+=($WPID)
+  for _ in $(seq 200); do grep -q "MCP endpoint" "$WORK/up-$DUR.out" 2>/dev/null && break; sleep 0.05; done
+  URL=$(sed -n 's/^MCP endpoint: //p' "$WORK/up-$DUR.out")
+  TOKEN=$("$WARDEN" token issue --agent bench-agent "$WORK/inv" --db "$DB" 2>/dev/null)
+  "$BENCH" compare --direct "http://127.0.0.1:$UP_PORT/mcp" --gateway "$URL" --token "$TOKEN" \
+    --rate "$RATE" --seconds "$SECONDS_" --concurrency "$CONC" --label "(audit durability: $DUR)"
+  kill -TERM "$WPID"; wait "$WPID" 2>/dev/null || true
+  echo
+  echo "audit: $("$WARDEN" audit verify "$WORK/inv" --db "$DB")"
+done

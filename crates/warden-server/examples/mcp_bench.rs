@@ -1,0 +1,266 @@
+//! Benchmark driver for `bench/gateway/run.sh` (not a test):
+//!
+//!   mcp_bench upstream --port-file F          a trivial Streamable HTTP MCP server (`bench.noop`)
+//!   mcp_bench compare --direct URL --gateway URL --token T [--rate 1000] [--seconds 5]
+//!                     [--concurrency 32]
+//!
+//! `compare` drives `tools/call` at a fixed open-loop rate against the upstream directly and
+//! through the gateway (latency measured from each call's scheduled start, so a stall is
+//! not hidden), then measures the maximum calls/s of both with a closed loop of
+//! `--concurrency` callers, and prints a table.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::post;
+use serde_json::{Value, json};
+
+async fn upstream_handler(body: axum::body::Bytes) -> axum::response::Response {
+    let msg: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(_) => return StatusCode::BAD_REQUEST.into_response(),
+    };
+    let Some(id) = msg.get("id").cloned() else {
+        return StatusCode::ACCEPTED.into_response();
+    };
+    let result = match msg["method"].as_str().unwrap_or("") {
+        "initialize" => json!({"protocolVersion": "2025-11-25", "capabilities": {"tools": {}},
+                               "serverInfo": {"name": "bench-upstream", "version": "1"}}),
+        "tools/list" => json!({"tools": [{"name": "noop", "description": "does nothing",
+                               "inputSchema": {"type": "object", "properties": {"n": {"type": "integer"}}}}]}),
+        "tools/call" => json!({"content": [{"type": "text", "text": "ok"}]}),
+        _ => json!({}),
+    };
+    let mut h = HeaderMap::new();
+    h.insert("content-type", "application/json".parse().unwrap());
+    (
+        h,
+        serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": id, "result": result})).unwrap(),
+    )
+        .into_response()
+}
+
+struct Target {
+    url: String,
+    headers: Vec<(String, String)>,
+}
+
+async fn connect(client: &reqwest::Client, url: &str, token: Option<&str>) -> Target {
+    let mut headers = vec![(
+        "accept".to_string(),
+        "application/json, text/event-stream".to_string(),
+    )];
+    if let Some(t) = token {
+        headers.push(("authorization".into(), format!("Bearer {t}")));
+    }
+    let mut rb = client.post(url).header("content-type", "application/json");
+    for (k, v) in &headers {
+        rb = rb.header(k, v);
+    }
+    let resp = rb
+        .body(json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}}).to_string())
+        .send()
+        .await
+        .expect("initialize");
+    assert!(resp.status().is_success(), "initialize: {}", resp.status());
+    if let Some(sid) = resp.headers().get("mcp-session-id") {
+        headers.push(("mcp-session-id".into(), sid.to_str().unwrap().to_string()));
+    }
+    let _ = resp.bytes().await;
+    Target {
+        url: url.to_string(),
+        headers,
+    }
+}
+
+async fn call(client: &reqwest::Client, t: &Target, tool: &str, i: u64) -> bool {
+    let mut rb = client
+        .post(&t.url)
+        .header("content-type", "application/json");
+    for (k, v) in &t.headers {
+        rb = rb.header(k, v);
+    }
+    let body = json!({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": tool, "arguments": {"n": i}}});
+    match rb.body(body.to_string()).send().await {
+        Ok(r) if r.status().is_success() => r
+            .bytes()
+            .await
+            .map(|b| b.windows(4).any(|w| w == b"\"ok\""))
+            .unwrap_or(false),
+        _ => false,
+    }
+}
+
+struct Stats {
+    achieved: f64,
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    max: f64,
+    errors: u64,
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn fixed_rate(
+    client: reqwest::Client,
+    t: Arc<Target>,
+    tool: &'static str,
+    rate: f64,
+    seconds: f64,
+) -> Stats {
+    let n = (rate * seconds) as u64;
+    let start = Instant::now();
+    let mut handles = Vec::with_capacity(n as usize);
+    let errors = Arc::new(AtomicU64::new(0));
+    for i in 0..n {
+        let due = start + Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(due.into()).await;
+        let (client, t, errors) = (client.clone(), t.clone(), errors.clone());
+        handles.push(tokio::spawn(async move {
+            let ok = call(&client, &t, tool, i).await;
+            if !ok {
+                errors.fetch_add(1, Ordering::Relaxed);
+            }
+            due.elapsed().as_secs_f64() * 1000.0
+        }));
+    }
+    let mut lat = Vec::with_capacity(n as usize);
+    for h in handles {
+        lat.push(h.await.unwrap());
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    Stats {
+        achieved: n as f64 / elapsed,
+        p50: pct(&lat, 0.5),
+        p90: pct(&lat, 0.9),
+        p99: pct(&lat, 0.99),
+        max: *lat.last().unwrap_or(&f64::NAN),
+        errors: errors.load(Ordering::Relaxed),
+    }
+}
+
+async fn max_rate(
+    client: reqwest::Client,
+    t: Arc<Target>,
+    tool: &'static str,
+    conc: usize,
+    seconds: f64,
+) -> (f64, u64) {
+    let done = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let stop = Instant::now() + Duration::from_secs_f64(seconds);
+    let start = Instant::now();
+    let mut hs = Vec::new();
+    for w in 0..conc {
+        let (client, t, done, errors) = (client.clone(), t.clone(), done.clone(), errors.clone());
+        hs.push(tokio::spawn(async move {
+            let mut i = (w as u64) << 32;
+            while Instant::now() < stop {
+                i += 1;
+                if call(&client, &t, tool, i).await {
+                    done.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for h in hs {
+        h.await.unwrap();
+    }
+    (
+        done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64(),
+        errors.load(Ordering::Relaxed),
+    )
+}
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("upstream") => {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            if let Some(f) = arg(&args, "--port-file") {
+                std::fs::write(f, port.to_string()).unwrap();
+            }
+            println!("{port}");
+            let app = Router::new().route("/mcp", post(upstream_handler));
+            axum::serve(listener, app).await.unwrap();
+        }
+        Some("compare") => {
+            let direct = arg(&args, "--direct").expect("--direct URL");
+            let gateway = arg(&args, "--gateway").expect("--gateway URL");
+            let token = arg(&args, "--token").expect("--token");
+            let rate: f64 = arg(&args, "--rate")
+                .map(|s| s.parse().unwrap())
+                .unwrap_or(1000.0);
+            let seconds: f64 = arg(&args, "--seconds")
+                .map(|s| s.parse().unwrap())
+                .unwrap_or(5.0);
+            let conc: usize = arg(&args, "--concurrency")
+                .map(|s| s.parse().unwrap())
+                .unwrap_or(32);
+            let label = arg(&args, "--label").unwrap_or_default();
+            warden_gateway::upstream::install_crypto_provider();
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(1024)
+                .tcp_nodelay(true)
+                .build()
+                .unwrap();
+            let d = Arc::new(connect(&client, &direct, None).await);
+            let g = Arc::new(connect(&client, &gateway, Some(&token)).await);
+            // Warm up both paths (connection pools, upstream session).
+            let _ = fixed_rate(client.clone(), d.clone(), "noop", rate, 0.5).await;
+            let _ = fixed_rate(client.clone(), g.clone(), "bench.noop", rate, 0.5).await;
+            let sd = fixed_rate(client.clone(), d.clone(), "noop", rate, seconds).await;
+            let sg = fixed_rate(client.clone(), g.clone(), "bench.noop", rate, seconds).await;
+            let (md, ed) = max_rate(client.clone(), d.clone(), "noop", conc, seconds).await;
+            let (mg, eg) = max_rate(client.clone(), g.clone(), "bench.noop", conc, seconds).await;
+            println!("\n## tools/call at a fixed {rate} calls/s for {seconds} s {label}\n");
+            println!("| path | achieved calls/s | p50 ms | p90 ms | p99 ms | max ms | errors |");
+            println!("|---|---:|---:|---:|---:|---:|---:|");
+            for (name, s) in [("direct", &sd), ("through warden", &sg)] {
+                println!(
+                    "| {name} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {} |",
+                    s.achieved, s.p50, s.p90, s.p99, s.max, s.errors
+                );
+            }
+            println!(
+                "| **added by warden** | | **{:.3}** | {:.3} | **{:.3}** | | |",
+                sg.p50 - sd.p50,
+                sg.p90 - sd.p90,
+                sg.p99 - sd.p99
+            );
+            println!("\n## maximum calls/s ({conc} concurrent callers, {seconds} s)\n");
+            println!("| path | calls/s | errors |");
+            println!("|---|---:|---:|");
+            println!("| direct | {md:.0} | {ed} |");
+            println!("| through warden (policy + audit on) | {mg:.0} | {eg} |");
+        }
+        _ => {
+            eprintln!(
+                "usage: mcp_bench upstream [--port-file F] | compare --direct URL --gateway URL --token T [--rate R] [--seconds S] [--concurrency C]"
+            );
+            std::process::exit(2);
+        }
+    }
+}
