@@ -21,10 +21,14 @@ while [ $# -gt 0 ]; do
 done
 TARGET=${CARGO_TARGET_DIR:-target}
 PROFILE=${PROFILE:-release}   # PROFILE=debug only to try the script itself
-if [ "$PROFILE" = release ]; then
-  cargo build --release --locked -q -p warden-cli -p warden-server --example mcp_bench
+if [ -n "${SKIP_BUILD:-}" ]; then
+  :  # use the binaries already built
+elif [ "$PROFILE" = release ]; then
+  cargo build --release --locked -q -p warden-cli
+  cargo build --release --locked -q -p warden-server --example mcp_bench
 else
-  cargo build -q -p warden-cli -p warden-server --example mcp_bench
+  cargo build -q -p warden-cli
+  cargo build -q -p warden-server --example mcp_bench
 fi
 WARDEN=$TARGET/$PROFILE/warden
 BENCH=$TARGET/$PROFILE/examples/mcp_bench
