@@ -20,7 +20,8 @@ pub struct StoreArgs {
     /// Inventory directory.
     #[arg(default_value = ".")]
     pub dir: PathBuf,
-    /// SQLite database (default: DIR/.warden/warden.db).
+    /// SQLite database (default: DIR/.warden/warden.db), or a `postgres://` URL shared by
+    /// several gateway replicas.
     #[arg(long)]
     pub db: Option<PathBuf>,
 }
@@ -34,6 +35,11 @@ impl StoreArgs {
 
     /// Opens the store; `must_exist` refuses to create a new, empty one.
     pub async fn open(&self, must_exist: bool, durability: Durability) -> anyhow::Result<Store> {
+        if let Some(url) = self.db.as_ref().and_then(|p| p.to_str())
+            && (url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Ok(Store::connect_url(url, durability).await?);
+        }
         let path = self.db_path();
         if must_exist && !path.exists() {
             anyhow::bail!(

@@ -13,12 +13,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-use sqlx::{ConnectOptions, Connection, Row};
+use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
+use sqlx::{Connection, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::canonical::canonical_json;
-use crate::{Store, StoreError};
+use crate::{Backend, Store, StoreError};
 
 /// The `prev_hash` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -167,12 +168,27 @@ struct Row_ {
 }
 
 async fn append_batch(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
+    backend: Backend,
     events: &[Value],
 ) -> Result<Vec<Receipt>, StoreError> {
-    // BEGIN IMMEDIATE takes the write lock before reading the head, so a second process
-    // appending at the same time (`warden token issue`) cannot fork the chain.
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    // Take the write lock before reading the head, so a second writer (another process,
+    // another replica) cannot fork the chain.
+    match backend {
+        Backend::Sqlite => {
+            sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        }
+        Backend::Postgres => {
+            sqlx::query("BEGIN").execute(&mut *conn).await?;
+            if let Err(e) = sqlx::query("LOCK TABLE audit IN EXCLUSIVE MODE")
+                .execute(&mut *conn)
+                .await
+            {
+                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                return Err(e.into());
+            }
+        }
+    }
     let result = async {
         let head = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut *conn)
@@ -238,8 +254,7 @@ impl std::fmt::Debug for Cmd {
 const MAX_BATCH: usize = 1024;
 
 impl AuditWriter {
-    pub(crate) async fn start(opts: SqliteConnectOptions) -> Result<AuditWriter, StoreError> {
-        let mut conn = opts.connect().await?;
+    pub(crate) fn start(mut conn: AnyConnection, backend: Backend) -> AuditWriter {
         let (tx, mut rx) = mpsc::channel::<Cmd>(65_536);
         tokio::spawn(async move {
             let mut batch: Vec<(Value, ReplyTo)> = Vec::new();
@@ -257,12 +272,12 @@ impl AuditWriter {
                 }
                 if !batch.is_empty() {
                     let events: Vec<Value> = batch.iter().map(|(v, _)| v.clone()).collect();
-                    let mut result = append_batch(&mut conn, &events).await;
+                    let mut result = append_batch(&mut conn, backend, &events).await;
                     if result.is_err() {
                         // One retry after a short pause (a concurrent writer holding the lock
                         // beyond busy_timeout, a transient I/O error).
                         tokio::time::sleep(Duration::from_millis(50)).await;
-                        result = append_batch(&mut conn, &events).await;
+                        result = append_batch(&mut conn, backend, &events).await;
                     }
                     match result {
                         Ok(receipts) => {
@@ -288,7 +303,7 @@ impl AuditWriter {
             }
             let _ = conn.close().await;
         });
-        Ok(AuditWriter { tx })
+        AuditWriter { tx }
     }
 
     /// Appends `event` and waits until it is durable.
@@ -337,7 +352,7 @@ impl Store {
             message: e.to_string(),
         })?;
         let mut conn = self.pool().acquire().await?;
-        let mut r = append_batch(&mut conn, std::slice::from_ref(&v)).await?;
+        let mut r = append_batch(&mut conn, self.backend(), std::slice::from_ref(&v)).await?;
         Ok(r.remove(0))
     }
 
@@ -394,7 +409,7 @@ impl Store {
     }
 }
 
-fn to_record(r: &sqlx::sqlite::SqliteRow) -> Result<AuditRecord, StoreError> {
+fn to_record(r: &AnyRow) -> Result<AuditRecord, StoreError> {
     let seq: i64 = r.try_get("seq")?;
     let record: String = r.try_get("record")?;
     let v: Value = serde_json::from_str(&record).map_err(|e| StoreError::Corrupt {

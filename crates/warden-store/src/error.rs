@@ -11,6 +11,14 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    #[error("cannot connect to {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("unsupported store URL `{0}` (expected sqlite:// or postgres://)")]
+    Url(String),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

@@ -4,7 +4,8 @@
 //! **agent tokens**. Later issues add their tables through [`schema::MIGRATIONS`]
 //! (approvals, tool pins, sessions, handoff context): append a migration, never edit one.
 //!
-//! - [`Store::open`] creates or opens the database and applies migrations.
+//! - [`Store::open`] creates or opens a SQLite file; [`Store::connect_url`] also takes a
+//!   `postgres://` URL (several gateway replicas sharing one store). Same schema, same SQL.
 //! - The audit trail is append-only and hash-chained: each record's `hash` is
 //!   `sha256(prev_hash || canonical_json({"seq", "event"}))`. [`AuditWriter`] appends with
 //!   group commit (one transaction, one fsync for every queued record) and acknowledges a
@@ -29,15 +30,13 @@ pub use canonical::canonical_json;
 pub use error::StoreError;
 pub use tokens::{IssuedToken, TokenInfo, TokenLookup};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
-use std::time::Duration;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyConnection, AnyPool, ConnectOptions, Executor};
 
-/// How hard a commit waits for the disk.
+/// How hard a commit waits for the disk (SQLite; PostgreSQL commits are always durable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
     /// `synchronous=FULL`: every commit is fsynced; survives power loss.
@@ -61,11 +60,19 @@ impl FromStr for Durability {
     }
 }
 
+/// Which database a store lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
 /// An open store. Cheap to clone (a connection pool).
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
-    path: PathBuf,
+    pool: AnyPool,
+    url: String,
+    backend: Backend,
     durability: Durability,
 }
 
@@ -80,38 +87,70 @@ impl Store {
                 source: e,
             })?;
         }
-        let opts = connect_options(path, durability);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts)
+        let abs = std::path::absolute(path).map_err(|e| StoreError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let url = format!("sqlite://{}?mode=rwc", abs.display());
+        Store::connect_url(&url, durability)
             .await
-            .map_err(|e| StoreError::Open {
-                path: path.to_path_buf(),
+            .map_err(|e| match e {
+                StoreError::Connect { source, .. } => StoreError::Open {
+                    path: path.to_path_buf(),
+                    source,
+                },
+                other => other,
+            })
+    }
+
+    /// Opens a store by URL: `sqlite://PATH?mode=rwc` or `postgres://USER:PASS@HOST/DB`.
+    pub async fn connect_url(url: &str, durability: Durability) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(StoreError::Url(url.to_string()));
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(4)
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move { prepare(conn, backend, durability).await })
+            })
+            .connect(url)
+            .await
+            .map_err(|e| StoreError::Connect {
+                url: redact_url(url),
                 source: e,
             })?;
         let store = Store {
             pool,
-            path: path.to_path_buf(),
+            url: url.to_string(),
+            backend,
             durability,
         };
         schema::migrate(&store.pool).await?;
         Ok(store)
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The backend.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
-    /// The pool, for crates that add their own tables through migrations.
-    pub fn pool(&self) -> &SqlitePool {
+    /// The pool, for crates that add their own tables through migrations. SQL must be
+    /// portable: `$1` placeholders, BIGINT/TEXT columns.
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
     /// Starts the group-commit audit writer (one per process that appends at a high rate).
     pub async fn audit_writer(&self) -> Result<AuditWriter, StoreError> {
-        let conn_opts = connect_options(&self.path, self.durability);
-        AuditWriter::start(conn_opts).await
+        let opts = AnyConnectOptions::from_str(&self.url)?;
+        let mut conn: AnyConnection = opts.connect().await?;
+        prepare(&mut conn, self.backend, self.durability).await?;
+        Ok(AuditWriter::start(conn, self.backend))
     }
 
     /// Closes the pool (waits for connections to be returned).
@@ -120,15 +159,33 @@ impl Store {
     }
 }
 
-pub(crate) fn connect_options(path: &Path, durability: Durability) -> SqliteConnectOptions {
-    SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(match durability {
-            Durability::Full => SqliteSynchronous::Full,
-            Durability::Normal => SqliteSynchronous::Normal,
+/// Per-connection settings.
+async fn prepare(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    durability: Durability,
+) -> Result<(), sqlx::Error> {
+    if backend == Backend::Sqlite {
+        conn.execute("PRAGMA journal_mode = WAL").await?;
+        conn.execute(match durability {
+            Durability::Full => "PRAGMA synchronous = FULL",
+            Durability::Normal => "PRAGMA synchronous = NORMAL",
         })
-        .busy_timeout(Duration::from_secs(10))
-        .foreign_keys(true)
+        .await?;
+        conn.execute("PRAGMA busy_timeout = 10000").await?;
+        conn.execute("PRAGMA foreign_keys = ON").await?;
+    }
+    Ok(())
+}
+
+/// A URL without its password, for error messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
 }

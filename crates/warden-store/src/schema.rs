@@ -2,7 +2,7 @@
 //! version is kept in `schema_version`. Append new migrations; never edit an applied one.
 //! SQL stays portable (INTEGER/TEXT, no AUTOINCREMENT) so the same schema serves PostgreSQL.
 
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 
 use crate::StoreError;
 
@@ -12,7 +12,7 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[(
     &[
         // The audit trail. `record` is the canonical JSON of {"seq", "event"}; `hash` chains it.
         "CREATE TABLE IF NOT EXISTS audit (
-            seq INTEGER PRIMARY KEY,
+            seq BIGINT PRIMARY KEY,
             record TEXT NOT NULL,
             prev_hash TEXT NOT NULL,
             hash TEXT NOT NULL
@@ -22,9 +22,9 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[(
             id TEXT PRIMARY KEY,
             agent TEXT NOT NULL,
             token_hash TEXT NOT NULL UNIQUE,
-            created_ms INTEGER NOT NULL,
-            expires_ms INTEGER,
-            revoked_ms INTEGER,
+            created_ms BIGINT NOT NULL,
+            expires_ms BIGINT,
+            revoked_ms BIGINT,
             description TEXT
         )",
         "CREATE INDEX IF NOT EXISTS tokens_agent ON tokens(agent)",
@@ -32,8 +32,8 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[(
 )];
 
 /// Applies every migration newer than the database's version.
-pub async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
-    sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+pub async fn migrate(pool: &AnyPool) -> Result<(), StoreError> {
+    sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
         .execute(pool)
         .await?;
     let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")

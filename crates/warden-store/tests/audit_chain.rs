@@ -1,16 +1,70 @@
-//! The audit chain against a real SQLite file: appends verify; every kind of tampering done
-//! directly to the file (as an attacker with file access would) is named by `verify_audit`.
+//! The audit chain against a real SQLite file and a real PostgreSQL database (same tests,
+//! both backends): appends verify; every kind of tampering done directly in the database (as
+//! an attacker with write access would) is named by `verify_audit`.
+//!
+//! PostgreSQL comes from `scripts/deps.d/40-gateway.sh`; `WARDEN_TEST_POSTGRES_URL` names a
+//! database on a server where the user may create databases (default
+//! `postgres://warden:warden@127.0.0.1:5432/postgres`). Each test gets its own database.
 
 use serde_json::json;
 use sqlx::Row;
 use warden_store::audit::{GENESIS, chain_hash, record_text};
 use warden_store::{AuditEvent, Durability, ProblemKind, Store};
 
-async fn store_with(n: usize) -> (tempfile::TempDir, Store) {
+#[derive(Clone, Copy)]
+enum Db {
+    Sqlite,
+    Postgres,
+}
+
+async fn new_store(db: Db, durability: Durability) -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("w.db"), Durability::Full)
-        .await
-        .unwrap();
+    let store = match db {
+        Db::Sqlite => Store::open(&dir.path().join("w.db"), durability)
+            .await
+            .unwrap(),
+        Db::Postgres => {
+            let admin_url = std::env::var("WARDEN_TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://warden:warden@127.0.0.1:5432/postgres".into());
+            sqlx::any::install_default_drivers();
+            let admin = sqlx::AnyPool::connect(&admin_url).await.unwrap_or_else(|e| {
+                panic!("PostgreSQL is not reachable at {admin_url} ({e}); run `bash scripts/deps.d/40-gateway.sh` (CI does)")
+            });
+            let mut b = [0u8; 6];
+            getrandom::fill(&mut b).unwrap();
+            let name = format!("warden_t_{}", hex::encode(b));
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&admin)
+                .await
+                .unwrap();
+            admin.close().await;
+            let base = admin_url.rsplit_once('/').unwrap().0;
+            Store::connect_url(&format!("{base}/{name}"), durability)
+                .await
+                .unwrap()
+        }
+    };
+    (dir, store)
+}
+
+/// Runs one test body against both backends.
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(super::Db::Sqlite).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                super::$name(super::Db::Postgres).await
+            }
+        }
+    };
+}
+
+async fn store_with(db: Db, n: usize) -> (tempfile::TempDir, Store) {
+    let (dir, store) = new_store(db, Durability::Full).await;
     let writer = store.audit_writer().await.unwrap();
     for i in 0..n {
         let mut ev = AuditEvent::now("decision");
@@ -29,9 +83,8 @@ async fn exec(store: &Store, sql: &str) {
         .unwrap();
 }
 
-#[tokio::test]
-async fn untouched_chain_verifies_and_links() {
-    let (_d, store) = store_with(20).await;
+async fn untouched_chain_verifies_and_links(db: Db) {
+    let (_d, store) = store_with(db, 20).await;
     let report = store.verify_audit(None).await.unwrap();
     assert!(report.ok, "{report:?}");
     assert_eq!(report.records, 20);
@@ -46,12 +99,8 @@ async fn untouched_chain_verifies_and_links() {
     assert!(store.verify_audit(Some(&recs[10].hash)).await.unwrap().ok);
 }
 
-#[tokio::test]
-async fn concurrent_appends_from_many_tasks_form_one_chain() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("w.db"), Durability::Normal)
-        .await
-        .unwrap();
+async fn concurrent_appends_from_many_tasks_form_one_chain(db: Db) {
+    let (_dir, store) = new_store(db, Durability::Normal).await;
     let writer = store.audit_writer().await.unwrap();
     let mut handles = Vec::new();
     for t in 0..8 {
@@ -80,9 +129,8 @@ async fn concurrent_appends_from_many_tasks_form_one_chain() {
     assert_eq!(report.records, 402);
 }
 
-#[tokio::test]
-async fn modified_record_is_named() {
-    let (_d, store) = store_with(10).await;
+async fn modified_record_is_named(db: Db) {
+    let (_d, store) = store_with(db, 10).await;
     exec(
         &store,
         "UPDATE audit SET record = replace(record, 'agent-4', 'agent-X') WHERE seq = 5",
@@ -92,9 +140,8 @@ async fn modified_record_is_named() {
     assert_eq!((p.seq, p.kind), (5, ProblemKind::Modified), "{p:?}");
 }
 
-#[tokio::test]
-async fn modified_record_with_recomputed_hash_is_named() {
-    let (_d, store) = store_with(10).await;
+async fn modified_record_with_recomputed_hash_is_named(db: Db) {
+    let (_d, store) = store_with(db, 10).await;
     let row = sqlx::query("SELECT record, prev_hash FROM audit WHERE seq = 6")
         .fetch_one(store.pool())
         .await
@@ -113,18 +160,16 @@ async fn modified_record_with_recomputed_hash_is_named() {
     assert_eq!((p.seq, p.kind), (6, ProblemKind::Modified), "{p:?}");
 }
 
-#[tokio::test]
-async fn deleted_record_is_named() {
-    let (_d, store) = store_with(10).await;
+async fn deleted_record_is_named(db: Db) {
+    let (_d, store) = store_with(db, 10).await;
     exec(&store, "DELETE FROM audit WHERE seq = 4").await;
     let p = store.verify_audit(None).await.unwrap().problem.unwrap();
     assert_eq!(p.kind, ProblemKind::Deleted, "{p:?}");
     assert!(p.message.contains("record 4"), "{p:?}");
 }
 
-#[tokio::test]
-async fn deleted_and_renumbered_is_named() {
-    let (_d, store) = store_with(10).await;
+async fn deleted_and_renumbered_is_named(db: Db) {
+    let (_d, store) = store_with(db, 10).await;
     exec(&store, "DELETE FROM audit WHERE seq = 4").await;
     for s in 5..=10 {
         exec(
@@ -138,9 +183,8 @@ async fn deleted_and_renumbered_is_named() {
     assert!(p.message.contains("record 4"), "{p:?}");
 }
 
-#[tokio::test]
-async fn deleted_tail_is_caught_against_a_kept_head() {
-    let (_d, store) = store_with(10).await;
+async fn deleted_tail_is_caught_against_a_kept_head(db: Db) {
+    let (_d, store) = store_with(db, 10).await;
     let head = store.verify_audit(None).await.unwrap().head;
     exec(&store, "DELETE FROM audit WHERE seq >= 9").await;
     assert!(
@@ -156,9 +200,8 @@ async fn deleted_tail_is_caught_against_a_kept_head() {
     assert_eq!(p.kind, ProblemKind::HeadMismatch, "{p:?}");
 }
 
-#[tokio::test]
-async fn inserted_record_is_named_even_with_a_valid_forged_hash() {
-    let (_d, store) = store_with(10).await;
+async fn inserted_record_is_named_even_with_a_valid_forged_hash(db: Db) {
+    let (_d, store) = store_with(db, 10).await;
     // Make room at seq 5 by renumbering 5..=10 upwards, then insert a forged record whose
     // own hash is correct and which links to record 4.
     for s in (5..=10).rev() {
@@ -188,9 +231,8 @@ async fn inserted_record_is_named_even_with_a_valid_forged_hash() {
     assert_eq!((p.seq, p.kind), (5, ProblemKind::Inserted), "{p:?}");
 }
 
-#[tokio::test]
-async fn reordered_records_are_named() {
-    let (_d, store) = store_with(10).await;
+async fn reordered_records_are_named(db: Db) {
+    let (_d, store) = store_with(db, 10).await;
     exec(&store, "UPDATE audit SET seq = 1000 WHERE seq = 7").await;
     exec(&store, "UPDATE audit SET seq = 7 WHERE seq = 8").await;
     exec(&store, "UPDATE audit SET seq = 8 WHERE seq = 1000").await;
@@ -198,9 +240,8 @@ async fn reordered_records_are_named() {
     assert_eq!((p.seq, p.kind), (7, ProblemKind::Reordered), "{p:?}");
 }
 
-#[tokio::test]
-async fn tokens_store_only_hashes_and_expire_and_revoke() {
-    let (_d, store) = store_with(0).await;
+async fn tokens_store_only_hashes_and_expire_and_revoke(db: Db) {
+    let (_d, store) = store_with(db, 0).await;
     let t = store
         .issue_token("refund-agent", Some(3_600_000), None)
         .await
@@ -251,3 +292,14 @@ async fn tokens_store_only_hashes_and_expire_and_revoke() {
     );
     let _ = json!(null);
 }
+
+both!(untouched_chain_verifies_and_links);
+both!(concurrent_appends_from_many_tasks_form_one_chain);
+both!(modified_record_is_named);
+both!(modified_record_with_recomputed_hash_is_named);
+both!(deleted_record_is_named);
+both!(deleted_and_renumbered_is_named);
+both!(deleted_tail_is_caught_against_a_kept_head);
+both!(inserted_record_is_named_even_with_a_valid_forged_hash);
+both!(reordered_records_are_named);
+both!(tokens_store_only_hashes_and_expire_and_revoke);

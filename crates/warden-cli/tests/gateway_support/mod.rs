@@ -242,7 +242,11 @@ pub struct Warden {
 
 impl Warden {
     pub fn start(dir: &Path, extra: &[&str]) -> Warden {
-        let db = dir.join("warden.db");
+        // `--db` in `extra` (a postgres:// URL) replaces the default SQLite file.
+        let db = match extra.iter().position(|a| *a == "--db") {
+            Some(i) => PathBuf::from(extra[i + 1]),
+            None => dir.join("warden.db"),
+        };
         let stderr_log = dir.join("warden.stderr");
         let mut args = vec![
             "up".to_string(),
@@ -252,7 +256,14 @@ impl Warden {
             "--listen".into(),
             "127.0.0.1:0".into(),
         ];
-        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut rest = extra.iter();
+        while let Some(a) = rest.next() {
+            if *a == "--db" {
+                rest.next();
+            } else {
+                args.push(a.to_string());
+            }
+        }
         let mut child = Command::new(WARDEN)
             .args(&args)
             .env("PATH", path_env())
