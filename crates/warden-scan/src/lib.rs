@@ -1,14 +1,16 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! # warden-scan
+//!
+//! The shift-left scanner behind `warden scan` and `warden bom`: it walks an agent
+//! codebase and reports, as [`warden_core::Finding`]s,
+//!
+//! - **secrets** ([`secrets`]): provider credentials agent code holds (OpenAI, Anthropic,
+//!   Hugging Face, AWS, GitHub, …) and high-entropy assignments; the same in-memory
+//!   [`secrets::SecretScanner`] is used by the runtime inspector to redact tool results;
+//!
+//! This crate is a pure library: it reads files, returns data, and does no network I/O.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub mod error;
+pub mod secrets;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use error::ScanError;
+pub use secrets::{SecretMatch, SecretScanner};
