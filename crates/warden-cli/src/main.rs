@@ -8,6 +8,7 @@
 mod audit;
 mod check;
 mod gateway;
+mod graph;
 mod output;
 mod token;
 mod up;
@@ -39,6 +40,10 @@ enum Command {
     Audit(audit::AuditArgs),
     /// The gateway over other transports (`gateway stdio`).
     Gateway(gateway::GatewayArgs),
+    /// Export the security graph (json, dot, BloodHound OpenGraph); `graph paths` for attack paths.
+    Graph(graph::GraphArgs),
+    /// All posture findings: governance checks and security-graph attack paths.
+    Findings(graph::FindingsArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +54,8 @@ fn main() -> ExitCode {
         Command::Token(args) => token::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Gateway(args) => gateway::run(args),
+        Command::Graph(args) => graph::run_graph(args),
+        Command::Findings(args) => graph::run_findings(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,344 @@
+//! `warden graph DIR`, `warden graph paths DIR --from NODE --to NODE`, `warden findings DIR`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use warden_core::{Finding, Inventory, Severity, check, finding};
+use warden_graph::{Graph, GraphFinding, Remediation, View};
+
+use crate::check::report_load_error;
+use crate::output::{self, Format};
+
+/// The invocation policy `CanInvoke` edges come from. The Cedar engine (warden-policy) is
+/// not wired in yet: entitlements + approval rules stand in (one line to switch).
+fn policy() -> impl warden_graph::InvokePolicy {
+    warden_graph::EntitlementPolicy
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct GraphArgs {
+    #[command(subcommand)]
+    command: Option<GraphCommand>,
+    #[command(flatten)]
+    export: ExportArgs,
+}
+
+#[derive(Subcommand)]
+enum GraphCommand {
+    /// Attack paths between two nodes: count, shortest path, smallest cut.
+    Paths(PathsArgs),
+}
+
+#[derive(Args)]
+struct Sources {
+    /// Inventory directory.
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    /// AWS IAM export (`aws iam get-account-authorization-details` JSON).
+    #[arg(long)]
+    iam: Option<PathBuf>,
+    /// Scanner results root (secrets → credential nodes, MCP client configs → connectors).
+    #[arg(long)]
+    scan: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum GraphFormat {
+    Json,
+    Dot,
+    Opengraph,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    #[command(flatten)]
+    src: Sources,
+    #[arg(long, value_enum, default_value = "json")]
+    format: GraphFormat,
+    /// Write to this file instead of standard output.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct PathsArgs {
+    #[command(flatten)]
+    src: Sources,
+    /// Start node id (e.g. `resource:support-inbox`, `agent:support-triage`).
+    #[arg(long)]
+    from: String,
+    /// End node id (e.g. `resource:payments-ledger`, `identity:aws-admin`).
+    #[arg(long)]
+    to: String,
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FindingsFormat {
+    Text,
+    Json,
+    Sarif,
+}
+
+#[derive(Args)]
+pub struct FindingsArgs {
+    #[command(flatten)]
+    src: Sources,
+    #[arg(long, value_enum, default_value = "text")]
+    format: FindingsFormat,
+    /// Exit 1 when a finding is at or above this severity.
+    #[arg(long, default_value = "high", value_parser = output::parse_severity)]
+    fail_on: Severity,
+}
+
+enum Loaded {
+    Ok(Box<Inventory>, Graph),
+    Unusable(ExitCode),
+}
+
+fn load(src: &Sources, json_errors: bool) -> anyhow::Result<Loaded> {
+    let fmt = if json_errors {
+        Format::Json
+    } else {
+        Format::Text
+    };
+    if let Some(scan) = &src.scan {
+        anyhow::bail!(
+            "--scan {}: scanner results are not available in this build (warden-scan has not landed yet)",
+            scan.display()
+        );
+    }
+    let inv = match Inventory::load(&src.dir) {
+        Ok(inv) => inv,
+        Err(e) => return Ok(Loaded::Unusable(report_load_error(&e, fmt))),
+    };
+    let g = warden_graph::build_with_iam(&inv, &policy(), src.iam.as_deref())?;
+    Ok(Loaded::Ok(Box::new(inv), g))
+}
+
+fn write_out(path: Option<&Path>, text: &str) -> anyhow::Result<()> {
+    match path {
+        Some(p) => std::fs::write(p, text).with_context(|| format!("writing {}", p.display())),
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    }
+}
+
+pub fn run_graph(args: GraphArgs) -> anyhow::Result<ExitCode> {
+    if let Some(GraphCommand::Paths(p)) = args.command {
+        return run_paths(p);
+    }
+    let a = args.export;
+    let g = match load(&a.src, a.format != GraphFormat::Dot)? {
+        Loaded::Ok(_, g) => g,
+        Loaded::Unusable(code) => return Ok(code),
+    };
+    let text = match a.format {
+        GraphFormat::Json => {
+            serde_json::to_string_pretty(&warden_graph::export::to_json(&g))? + "\n"
+        }
+        GraphFormat::Dot => warden_graph::export::to_dot(&g),
+        GraphFormat::Opengraph => {
+            serde_json::to_string_pretty(&warden_graph::export::to_opengraph(&g))? + "\n"
+        }
+    };
+    write_out(a.output.as_deref(), &text)?;
+    Ok(output::EXIT_OK)
+}
+
+fn run_paths(a: PathsArgs) -> anyhow::Result<ExitCode> {
+    let g = match load(&a.src, a.format == Format::Json)? {
+        Loaded::Ok(_, g) => g,
+        Loaded::Unusable(code) => return Ok(code),
+    };
+    let node = |id: &str| {
+        g.node_index(id)
+            .ok_or_else(|| warden_graph::GraphError::UnknownNode(id.to_string()))
+    };
+    let (from, to) = match (node(&a.from), node(&a.to)) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            return Ok(output::EXIT_UNUSABLE());
+        }
+    };
+    let v = View::new(&g);
+    let all = |_: u32| true;
+    let (count, complete) = v.count_paths(&[from], &[to], &all, 1_000_000);
+    let shortest = v.shortest_path(&[from], &|n| n == to, &all);
+    let cut = v.min_cut(&[from], &[to], &all);
+    let after = cut.as_ref().map(|c| {
+        View::with_remedies(&g, c)
+            .count_paths(&[from], &[to], &all, 1_000_000)
+            .0
+    });
+    match a.format {
+        Format::Json => {
+            let doc = serde_json::json!({
+                "from": a.from,
+                "to": a.to,
+                "paths": count,
+                "paths_complete": complete,
+                "shortest": shortest.as_ref().map(|p| p.iter().map(|&e| g.edge_id(e)).collect::<Vec<_>>()),
+                "shortest_rendered": shortest.as_ref().map(|p| g.render_path(p)),
+                "cut": cut,
+                "cut_found": cut.is_some(),
+                "paths_after_cut": after,
+            });
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        }
+        Format::Text => {
+            let more = if complete {
+                ""
+            } else {
+                " (at least; counting stopped)"
+            };
+            println!("{count} path(s) from {} to {}{more}", a.from, a.to);
+            if let Some(p) = &shortest {
+                println!("shortest: {}", g.render_path(p));
+            }
+            match (&cut, after) {
+                (Some(c), Some(n)) if !c.is_empty() => {
+                    println!("smallest cut ({} change(s)):", c.len());
+                    for r in c {
+                        println!("  - {r}");
+                    }
+                    println!("paths left with the cut applied: {n}");
+                }
+                (None, _) => println!(
+                    "no cut over human-changeable edges separates them (a path uses only declared tool behaviour)"
+                ),
+                _ => {}
+            }
+        }
+    }
+    Ok(output::EXIT_OK)
+}
+
+/// One reported finding and, for graph findings, its remediation.
+struct Reported {
+    finding: Finding,
+    remediation: Option<Remediation>,
+}
+
+pub fn run_findings(a: FindingsArgs) -> anyhow::Result<ExitCode> {
+    let (inv, g) = match load(&a.src, a.format != FindingsFormat::Text)? {
+        Loaded::Ok(inv, g) => (inv, g),
+        Loaded::Unusable(code) => return Ok(code),
+    };
+    let mut all: Vec<Reported> = check::check(&inv)
+        .into_iter()
+        .map(|f| Reported {
+            finding: f,
+            remediation: None,
+        })
+        .collect();
+    all.extend(warden_graph::analyse(&g).into_iter().map(
+        |GraphFinding {
+             finding,
+             remediation,
+         }| Reported {
+            finding,
+            remediation,
+        },
+    ));
+    all.sort_by(|x, y| {
+        let (a, b) = (&x.finding, &y.finding);
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| a.rule_id.cmp(&b.rule_id))
+            .then_with(|| a.location.cmp(&b.location))
+            .then_with(|| a.subject.cmp(&b.subject))
+    });
+    let plain: Vec<Finding> = all.iter().map(|r| r.finding.clone()).collect();
+    match a.format {
+        FindingsFormat::Text => print!("{}", finding::render_text(&plain)),
+        FindingsFormat::Json => {
+            let list: Vec<serde_json::Value> = all
+                .iter()
+                .map(|r| {
+                    let mut v = serde_json::to_value(&r.finding).unwrap_or_default();
+                    if let Some(rem) = &r.remediation {
+                        v["remediation"] = serde_json::to_value(rem).unwrap_or_default();
+                    }
+                    v
+                })
+                .collect();
+            let doc = serde_json::json!({
+                "inventory": a.src.dir,
+                "graph": {"nodes": g.node_count(), "edges": g.edge_count()},
+                "findings": list,
+                "summary": output::summary_json(&plain),
+            });
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        }
+        FindingsFormat::Sarif => {
+            println!("{}", serde_json::to_string_pretty(&sarif(&plain))?);
+        }
+    }
+    Ok(output::findings_exit(&plain, a.fail_on))
+}
+
+/// A minimal SARIF 2.1.0 log (the scanner's writer has not landed; replace when it does).
+fn sarif(findings: &[Finding]) -> serde_json::Value {
+    let mut rules: Vec<&str> = findings.iter().map(|f| f.rule_id.as_str()).collect();
+    rules.sort_unstable();
+    rules.dedup();
+    let results: Vec<serde_json::Value> = findings
+        .iter()
+        .map(|f| {
+            let level = match f.severity {
+                Severity::Critical | Severity::High => "error",
+                Severity::Medium => "warning",
+                _ => "note",
+            };
+            let mut r = serde_json::json!({
+                "ruleId": f.rule_id,
+                "level": level,
+                "message": {"text": f.message},
+                "properties": {
+                    "severity": f.severity.as_str(),
+                    "subject": f.subject,
+                    "evidence": f.evidence,
+                    "fix": f.fix,
+                    "owasp": f.owasp,
+                },
+            });
+            if let Some(l) = &f.location {
+                let mut region = serde_json::json!({});
+                if l.line > 0 {
+                    region["startLine"] = l.line.into();
+                    if l.column > 0 {
+                        region["startColumn"] = l.column.into();
+                    }
+                }
+                let mut phys = serde_json::json!({
+                    "artifactLocation": {"uri": l.file.display().to_string().replace('\\', "/")},
+                });
+                if l.line > 0 {
+                    phys["region"] = region;
+                }
+                r["locations"] = serde_json::json!([{"physicalLocation": phys}]);
+            }
+            r
+        })
+        .collect();
+    serde_json::json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "warden",
+                "informationUri": "https://example.invalid/warden",
+                "rules": rules.iter().map(|id| serde_json::json!({"id": id})).collect::<Vec<_>>(),
+            }},
+            "results": results,
+        }],
+    })
+}
