@@ -26,7 +26,10 @@
 pub mod decision;
 pub mod engine;
 pub mod error;
+pub mod policies;
 pub mod request;
+pub mod schema;
+pub mod suite;
 
 pub use decision::{ApprovalRequirement, Decision, Outcome, PolicyRef, Reachability};
 pub use engine::PolicyEngine;
