@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use warden_core::Inventory;
-use warden_gateway::{Decider, EntitlementDecider, Gateway, GatewayOptions, Principal};
+use warden_gateway::{CedarDecider, Decider, Gateway, GatewayOptions, Principal};
 use warden_store::Durability;
 
 use crate::output::{self, Format};
@@ -28,9 +28,12 @@ enum GatewayCmd {
     },
 }
 
-/// The policy stage for an inventory.
+/// The policy stage for an inventory: its Cedar policies (an invalid policy set stops the
+/// gateway from starting rather than denying everything silently).
 pub fn decider(inv: Arc<Inventory>) -> anyhow::Result<Arc<dyn Decider>> {
-    Ok(Arc::new(EntitlementDecider::new(inv)))
+    let d = CedarDecider::load(&inv)
+        .map_err(|e| anyhow::anyhow!("policies of {}: {e}", inv.root.display()))?;
+    Ok(Arc::new(d))
 }
 
 pub fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {

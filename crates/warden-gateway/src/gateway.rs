@@ -621,6 +621,11 @@ impl Gateway {
                 ),
             ),
         };
+        let mut decision = decision;
+        if decision.outcome == Outcome::Deny && decision.policies.is_empty() {
+            // No policy permitted the call: name the default so every decision is explained.
+            decision.policies.push("default-deny".into());
+        }
         ev.decision = Some(decision.outcome.as_str().into());
         ev.policies = decision.policies.clone();
         ev.reasons = decision.reasons.clone();

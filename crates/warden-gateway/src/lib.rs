@@ -6,10 +6,12 @@
 //! - [`Gateway`]: sessions, the aggregated virtual server (tools named
 //!   `<connector>.<tool>`), and the enforcement pipeline of `tools/list` and `tools/call`.
 //! - [`upstream`]: stdio child processes and Streamable HTTP servers, relayed as raw JSON.
-//! - [`decide`]: the policy stage's interface ([`Decider`]); the Cedar engine plugs in here.
+//! - [`decide`]: the policy stage's interface ([`Decider`]); [`cedar::CedarDecider`] plugs
+//!   the Cedar engine (warden-policy) into it.
 //! - [`limits`]: per-agent, per-connector and per-tool rate limits and concurrency caps.
 //! - [`stdio`]: the gateway speaking MCP on stdin/stdout (`warden gateway stdio`).
 
+pub mod cedar;
 pub mod decide;
 pub mod error;
 pub mod gateway;
@@ -17,6 +19,7 @@ pub mod limits;
 pub mod stdio;
 pub mod upstream;
 
+pub use cedar::CedarDecider;
 pub use decide::{CallDecision, CallRequest, Decider, EntitlementDecider, Outcome};
 pub use error::GatewayError;
 pub use gateway::{Gateway, GatewayOptions, Principal, Session};

@@ -150,6 +150,25 @@ impl Store {
         let opts = AnyConnectOptions::from_str(&self.url)?;
         let mut conn: AnyConnection = opts.connect().await?;
         prepare(&mut conn, self.backend, self.durability).await?;
+        if self.backend == Backend::Sqlite {
+            // Checkpoints move out of the commit path: the writer never checkpoints itself
+            // (that stalls the call whose commit crosses the threshold); a background task
+            // does a PASSIVE checkpoint, which never blocks the writer, once a second.
+            conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
+            let pool = self.pool.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    if pool.is_closed() {
+                        break;
+                    }
+                    let _ = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                        .execute(&pool)
+                        .await;
+                }
+            });
+        }
         Ok(AuditWriter::start(conn, self.backend))
     }
 

@@ -1,0 +1,60 @@
+//! The Cedar policy stage: [`warden_policy::PolicyEngine`] behind the gateway's [`Decider`].
+
+use warden_core::{Inventory, ToolRef};
+use warden_policy::{PolicyEngine, PolicyError, Request, SessionState, UtcTime};
+
+use crate::decide::{CallDecision, CallRequest, Decider, Outcome};
+
+/// Decides with the inventory's Cedar policies (generated entitlements, approval rules and
+/// `policies/*.cedar`).
+pub struct CedarDecider {
+    engine: PolicyEngine,
+}
+
+impl CedarDecider {
+    /// Loads and validates the policies; an invalid policy set is an error, never deny-all.
+    pub fn load(inv: &Inventory) -> Result<CedarDecider, PolicyError> {
+        Ok(CedarDecider {
+            engine: PolicyEngine::load(inv)?,
+        })
+    }
+}
+
+impl Decider for CedarDecider {
+    fn could_allow(&self, agent: &str, tool: &ToolRef) -> bool {
+        self.engine.could_allow(agent, tool).is_possible()
+    }
+
+    fn decide(&self, req: &CallRequest<'_>) -> CallDecision {
+        let d = self.engine.decide(&Request {
+            agent: req.agent.to_string(),
+            delegation_chain: req.delegation.to_vec(),
+            root_human: req.root_human.map(str::to_string),
+            tool: req.tool.clone(),
+            args: req.args.clone(),
+            session: SessionState {
+                tainted: req.session_tainted,
+                taint_sources: req.taint_sources.to_vec(),
+            },
+            time: UtcTime::from_unix_ms(req.time_ms),
+        });
+        let outcome = match &d.outcome {
+            warden_policy::Outcome::Allow => Outcome::Allow,
+            warden_policy::Outcome::Deny => Outcome::Deny,
+            warden_policy::Outcome::NeedsApproval(a) => Outcome::NeedsApproval {
+                approvers: a.approvers.clone(),
+            },
+        };
+        let mut reasons = d.reasons.clone();
+        reasons.extend(
+            d.errors
+                .iter()
+                .map(|e| format!("policy evaluation error: {e}")),
+        );
+        CallDecision {
+            outcome,
+            policies: d.policies.iter().map(|p| p.id.clone()).collect(),
+            reasons,
+        }
+    }
+}
