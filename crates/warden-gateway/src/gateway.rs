@@ -97,6 +97,19 @@ pub struct Gateway {
     limiter: Limiter,
     request_prefix: String,
     request_counter: AtomicU64,
+    secrets: warden_scan::secrets::SecretScanner,
+}
+
+/// Applies `f` to every string inside `v`.
+fn map_strings(v: Value, f: &dyn Fn(&str) -> String) -> Value {
+    match v {
+        Value::String(s) => Value::String(f(&s)),
+        Value::Array(a) => Value::Array(a.into_iter().map(|x| map_strings(x, f)).collect()),
+        Value::Object(m) => {
+            Value::Object(m.into_iter().map(|(k, x)| (k, map_strings(x, f))).collect())
+        }
+        other => other,
+    }
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -184,6 +197,7 @@ impl Gateway {
             limiter: Limiter::default(),
             request_prefix: random_hex(4),
             request_counter: AtomicU64::new(1),
+            secrets: warden_scan::secrets::SecretScanner::new(),
         }
     }
 
@@ -229,6 +243,19 @@ impl Gateway {
             up.shutdown().await;
         }
         self.audit.flush().await;
+    }
+
+    /// Arguments as written to the audit trail: credential-named keys and credential-looking
+    /// values (warden-store's rules, then the scanner's secret rules) redacted.
+    pub fn redact_args(&self, args: &Value) -> Value {
+        let scanner = &self.secrets;
+        map_strings(redact_value(args), &|s| {
+            if scanner.may_contain(s) {
+                scanner.redact_text(s)
+            } else {
+                s.to_string()
+            }
+        })
     }
 
     fn next_request_id(&self) -> String {
@@ -576,7 +603,7 @@ impl Gateway {
         ev.method = Some("tools/call".into());
         ev.tool = Some(name.clone());
         ev.args_digest = Some(digest(&args));
-        ev.args = Some(redact_value(&args));
+        ev.args = Some(self.redact_args(&args));
         let tainted = session.is_some_and(|s| s.tainted.load(Ordering::Acquire));
         ev.tainted = Some(tainted);
         if name.is_empty() || !args.is_object() {
