@@ -43,31 +43,71 @@ fn acme_refunds_are_decided_by_its_cedar_policies_through_the_gateway() {
     let triage = w.token("support-triage");
     let mut t = Mcp::connect(w.addr, &triage);
     let listed = t.request("tools/list", json!({}));
-    let names: Vec<&str> = listed["result"]["tools"].as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
-    assert!(names.contains(&"crm.read_ticket") && names.contains(&"crm.update_ticket"), "{names:?}");
-    assert!(!names.iter().any(|n| n.starts_with("payments.")), "triage must not see payments: {names:?}");
+    let names: Vec<&str> = listed["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"crm.read_ticket") && names.contains(&"crm.update_ticket"),
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.starts_with("payments.")),
+        "triage must not see payments: {names:?}"
+    );
     let v = t.call("crm.read_ticket", json!({"ticket_id": "T-1001"}));
     assert!(result_text(&v).contains("blender"), "{v}");
-    let v = t.call("payments.issue_refund", json!({"charge_id": "ch_123", "amount": 10}));
+    let v = t.call(
+        "payments.issue_refund",
+        json!({"charge_id": "ch_123", "amount": 10}),
+    );
     assert_eq!(v["result"]["isError"], true);
-    assert!(result_text(&v).contains("Warden denied payments.issue_refund"), "{v}");
+    assert!(
+        result_text(&v).contains("Warden denied payments.issue_refund"),
+        "{v}"
+    );
 
     let refund = w.token("refund-agent");
     let mut r = Mcp::connect(w.addr, &refund);
-    let v = r.call("payments.issue_refund", json!({"charge_id": "ch_123", "amount": 120}));
+    let v = r.call(
+        "payments.issue_refund",
+        json!({"charge_id": "ch_123", "amount": 120}),
+    );
     assert_ne!(v["result"]["isError"], true, "{v}");
     assert!(result_text(&v).contains("\"refunded\": 120"), "{v}");
-    let v = r.call("payments.issue_refund", json!({"charge_id": "ch_123", "amount": 900}));
+    let v = r.call(
+        "payments.issue_refund",
+        json!({"charge_id": "ch_123", "amount": 900}),
+    );
     assert_eq!(v["result"]["isError"], true, "{v}");
     let text = result_text(&v);
-    assert!(text.contains("approval required") && text.contains("refunds-over-limit"), "{text}");
-    let v = r.call("payments.issue_refund", json!({"charge_id": "ch_123", "amount": 9000}));
+    assert!(
+        text.contains("approval required") && text.contains("refunds-over-limit"),
+        "{text}"
+    );
+    let v = r.call(
+        "payments.issue_refund",
+        json!({"charge_id": "ch_123", "amount": 9000}),
+    );
     assert_eq!(v["result"]["isError"], true, "{v}");
     assert!(result_text(&v).contains("refunds-hard-cap"), "{v}");
 
     let audit = w.audit();
-    let decisions: Vec<_> = audit.iter().map(|r| &r["event"]).filter(|e| e["kind"] == "decision" && e["tool"] == "payments.issue_refund").collect();
-    let outcomes: Vec<&str> = decisions.iter().filter_map(|d| d["decision"].as_str()).collect();
-    assert_eq!(outcomes, ["deny", "allow", "needs_approval", "deny"], "{decisions:?}");
+    let decisions: Vec<_> = audit
+        .iter()
+        .map(|r| &r["event"])
+        .filter(|e| e["kind"] == "decision" && e["tool"] == "payments.issue_refund")
+        .collect();
+    let outcomes: Vec<&str> = decisions
+        .iter()
+        .filter_map(|d| d["decision"].as_str())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["deny", "allow", "needs_approval", "deny"],
+        "{decisions:?}"
+    );
     assert!(w.terminate().success());
 }
