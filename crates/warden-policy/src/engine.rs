@@ -15,8 +15,12 @@
 //!   `principal in Group::"g"` could never match; such policies are dropped from tool slices).
 //!
 //! Each tool keeps a generic slice (policies for any agent) and, for agents named by
-//! agent-specific policies, a slice per agent. Both are ready-made `PolicySet`s: nothing is
-//! built per request except the request and its context. The unsliced set remains available
+//! agent-specific policies, a per-agent slice of those; agent-specific policies for every
+//! tool (`principal == Agent::"a", action, resource`) live in one slice per agent. A decision
+//! evaluates at most these three ready-made `PolicySet`s and merges the answers exactly as
+//! Cedar would (forbid wins; the determining permits are the union): policies are evaluated
+//! independently, so splitting a set changes nothing. Nothing is built per request except the
+//! request and its context. The unsliced set remains available
 //! ([`PolicyEngine::decide_unsliced`]) and a test proves both agree.
 //!
 //! ## Soundness of [`PolicyEngine::could_allow`]
@@ -57,7 +61,7 @@ pub(crate) struct ToolInfo {
     pub(crate) args: BTreeMap<String, ArgSpec>,
     /// Policies for any agent.
     generic: PolicySet,
-    /// Generic plus agent-specific policies, for agents that have some.
+    /// Agent-specific policies for this tool (without the generic ones).
     by_agent: HashMap<String, PolicySet>,
 }
 
@@ -75,6 +79,9 @@ pub struct PolicyEngine {
     resources_read: PolicySet,
     resources: HashMap<String, EntityUid>,
     approval_gated: BTreeSet<String>,
+    /// Agent-specific policies whose scope covers every tool.
+    agent_wide: HashMap<String, PolicySet>,
+    empty: PolicySet,
 }
 
 impl std::fmt::Debug for PolicyEngine {
@@ -141,6 +148,16 @@ fn resource_matches_tool(c: &ResourceConstraint, tool: &EntityUid, connector: &E
         ResourceConstraint::Is(t) => is_tool(t),
         ResourceConstraint::IsIn(t, u) => is_tool(t) && (u == tool || u == connector),
     }
+}
+
+/// An agent-specific scope that covers every tool: any action, any tool resource.
+fn is_tool_wide(ac: &ActionConstraint, rc: &ResourceConstraint) -> bool {
+    matches!(ac, ActionConstraint::Any)
+        && match rc {
+            ResourceConstraint::Any => true,
+            ResourceConstraint::Is(t) => t.to_string() == "Tool",
+            _ => false,
+        }
 }
 
 fn set_of(policies: &[&cedar_policy::Policy]) -> Result<PolicySet, PolicyError> {
@@ -352,6 +369,7 @@ impl PolicyEngine {
                 }
                 match ps {
                     PrincipalScope::AnyAgent => generic.push(*p),
+                    PrincipalScope::Agent(_) if is_tool_wide(ac, rc) => {}
                     PrincipalScope::Agent(a) => specific.entry(a.as_str()).or_default().push(*p),
                     PrincipalScope::NoAgent => continue,
                 }
@@ -362,9 +380,7 @@ impl PolicyEngine {
             }
             let mut by_agent = HashMap::new();
             for (a, ps) in specific {
-                let mut v = generic.clone();
-                v.extend(ps);
-                by_agent.insert(a.to_string(), set_of(&v)?);
+                by_agent.insert(a.to_string(), set_of(&ps)?);
             }
             tools.insert(
                 r.clone(),
@@ -376,6 +392,22 @@ impl PolicyEngine {
                     by_agent,
                 },
             );
+        }
+
+        let mut wide: BTreeMap<&str, Vec<&cedar_policy::Policy>> = BTreeMap::new();
+        for (p, ps, ac, rc) in &scopes {
+            if let PrincipalScope::Agent(a) = ps
+                && is_tool_wide(ac, rc)
+            {
+                wide.entry(a.as_str()).or_default().push(*p);
+                if loaded.meta[p.id()].approval.is_some() {
+                    approval_gated.extend(tools.keys().map(|t: &ToolRef| t.qualified()));
+                }
+            }
+        }
+        let mut agent_wide = HashMap::new();
+        for (a, ps) in wide {
+            agent_wide.insert(a.to_string(), set_of(&ps)?);
         }
 
         let only_action = |id: &str| -> Result<PolicySet, PolicyError> {
@@ -408,6 +440,8 @@ impl PolicyEngine {
             resources_read,
             resources,
             approval_gated,
+            agent_wide,
+            empty: PolicySet::new(),
         })
     }
 
@@ -451,17 +485,17 @@ impl PolicyEngine {
             Ok(c) => c,
             Err(e) => return Decision::deny_precheck(e),
         };
-        let set = if sliced {
-            tool.by_agent.get(&req.agent).unwrap_or(&tool.generic)
+        let sets: Vec<&PolicySet> = if sliced {
+            self.slices(&req.agent, tool)
         } else {
-            &self.all
+            vec![&self.all]
         };
         let mut d = self.evaluate(
             agent.uid.clone(),
             tool.action.clone(),
             tool.resource.clone(),
             ctx,
-            set,
+            &sets,
             Some(agent),
             &format!("agent `{}` to call `{}`", req.agent, req.tool),
         );
@@ -501,7 +535,7 @@ impl PolicyEngine {
             uid("Action", HANDOFF),
             to.uid.clone(),
             ctx,
-            &self.handoff,
+            &[&self.handoff],
             Some(from),
             &format!("handoff from `{}` to `{}`", req.from, req.to),
         )
@@ -536,7 +570,7 @@ impl PolicyEngine {
             uid("Action", RESOURCES_READ),
             r.clone(),
             ctx,
-            &self.resources_read,
+            &[&self.resources_read],
             Some(a),
             &format!("agent `{agent}` to read `{resource}`"),
         )
@@ -549,7 +583,7 @@ impl PolicyEngine {
         action: EntityUid,
         resource: EntityUid,
         ctx: Context,
-        set: &PolicySet,
+        sets: &[&PolicySet],
         agent: Option<&AgentInfo>,
         what: &str,
     ) -> Decision {
@@ -557,46 +591,59 @@ impl PolicyEngine {
             Ok(r) => r,
             Err(e) => return Decision::deny_precheck(format!("request: {e}")),
         };
-        let resp = self.authorizer.is_authorized(&request, set, &self.entities);
         let mut errors = Vec::new();
-        let mut failed_forbids: Vec<&PolicyId> = Vec::new();
+        let mut failed_forbids: Vec<PolicyId> = Vec::new();
         let mut failed_notes = Vec::new();
-        for e in resp.diagnostics().errors() {
-            let cedar_policy::AuthorizationError::PolicyEvaluationError(pe) = e;
-            let id = pe.policy_id();
-            errors.push(format!("{id}: {e}"));
-            if self.meta.get(id).is_some_and(|m| m.is_forbid()) {
-                failed_forbids.push(id);
-                failed_notes.push(format!(
-                    "forbid `{id}` could not be evaluated; failing closed"
-                ));
+        let mut forbids: Vec<PolicyId> = Vec::new();
+        let mut permits: Vec<PolicyId> = Vec::new();
+        for set in sets {
+            if set.is_empty() {
+                continue;
             }
-        }
-        let reason_ids: Vec<&PolicyId> = resp.diagnostics().reason().collect();
-        let (outcome, ids): (Outcome, Vec<&PolicyId>) = match resp.decision() {
-            CedarDecision::Deny => {
-                let mut ids = reason_ids;
-                ids.extend(failed_forbids);
-                (Outcome::Deny, ids)
-            }
-            CedarDecision::Allow if !failed_forbids.is_empty() => (Outcome::Deny, failed_forbids),
-            CedarDecision::Allow => {
-                let terms: Vec<(&PolicyId, &ApprovalTerms)> = reason_ids
-                    .iter()
-                    .filter_map(|id| {
-                        self.meta
-                            .get(*id)
-                            .and_then(|m| m.approval.as_ref())
-                            .map(|t| (*id, t))
-                    })
-                    .collect();
-                if terms.is_empty() {
-                    (Outcome::Allow, reason_ids)
-                } else {
-                    (Outcome::NeedsApproval(combine(&terms)), reason_ids)
+            let resp = self.authorizer.is_authorized(&request, set, &self.entities);
+            for e in resp.diagnostics().errors() {
+                let cedar_policy::AuthorizationError::PolicyEvaluationError(pe) = e;
+                let id = pe.policy_id();
+                errors.push(format!("{id}: {e}"));
+                if self.meta.get(id).is_some_and(|m| m.is_forbid()) {
+                    failed_forbids.push(id.clone());
+                    failed_notes.push(format!(
+                        "forbid `{id}` could not be evaluated; failing closed"
+                    ));
                 }
             }
-        };
+            // A Deny's reasons are the satisfied forbids; an Allow's the satisfied permits.
+            match resp.decision() {
+                CedarDecision::Deny => forbids.extend(resp.diagnostics().reason().cloned()),
+                CedarDecision::Allow => permits.extend(resp.diagnostics().reason().cloned()),
+            }
+        }
+        let reason_ids: Vec<&PolicyId> = permits.iter().collect();
+        let (outcome, ids): (Outcome, Vec<&PolicyId>) =
+            if !forbids.is_empty() || !failed_forbids.is_empty() {
+                let mut ids: Vec<&PolicyId> = forbids.iter().collect();
+                ids.extend(failed_forbids.iter());
+                (Outcome::Deny, ids)
+            } else if permits.is_empty() {
+                (Outcome::Deny, Vec::new())
+            } else {
+                {
+                    let terms: Vec<(&PolicyId, &ApprovalTerms)> = reason_ids
+                        .iter()
+                        .filter_map(|id| {
+                            self.meta
+                                .get(*id)
+                                .and_then(|m| m.approval.as_ref())
+                                .map(|t| (*id, t))
+                        })
+                        .collect();
+                    if terms.is_empty() {
+                        (Outcome::Allow, reason_ids)
+                    } else {
+                        (Outcome::NeedsApproval(combine(&terms)), reason_ids)
+                    }
+                }
+            };
         let mut policies: Vec<PolicyRef> = ids
             .iter()
             .filter_map(|id| self.meta.get(*id))
@@ -652,12 +699,11 @@ impl PolicyEngine {
         let (Some(a), Some(t)) = (self.agents.get(agent), self.tools.get(tool)) else {
             return Reachability::Never;
         };
-        let set = t.by_agent.get(agent).unwrap_or(&t.generic);
         let mut context_free = Vec::new();
         let mut cd_forbid = false;
         let mut cd_permit = false;
         let mut cd_approval = false;
-        for p in set.policies() {
+        for p in self.slices(agent, t).into_iter().flat_map(|s| s.policies()) {
             let m = &self.meta[p.id()];
             if m.context.any() {
                 if m.is_forbid() {
@@ -767,12 +813,21 @@ impl PolicyEngine {
         self.tools
             .get(tool)
             .map(|t| {
-                t.by_agent
-                    .get(agent)
-                    .unwrap_or(&t.generic)
-                    .num_of_policies()
+                self.slices(agent, t)
+                    .iter()
+                    .map(|s| s.num_of_policies())
+                    .sum()
             })
             .unwrap_or(0)
+    }
+
+    /// The policy sets a decision for `agent` on `tool` evaluates.
+    fn slices<'a>(&'a self, agent: &str, tool: &'a ToolInfo) -> Vec<&'a PolicySet> {
+        vec![
+            &tool.generic,
+            tool.by_agent.get(agent).unwrap_or(&self.empty),
+            self.agent_wide.get(agent).unwrap_or(&self.empty),
+        ]
     }
 
     /// Integer and string literals of the context-dependent policies that can apply to a
@@ -781,7 +836,9 @@ impl PolicyEngine {
         let mut ints = BTreeSet::new();
         let mut strs = BTreeSet::new();
         if let Some(t) = self.tools.get(tool) {
-            let sets = std::iter::once(&t.generic).chain(t.by_agent.values());
+            let sets = std::iter::once(&t.generic)
+                .chain(t.by_agent.values())
+                .chain(self.agent_wide.values());
             for s in sets {
                 for p in s.policies() {
                     let m = &self.meta[p.id()];

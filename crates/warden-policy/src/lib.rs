@@ -24,8 +24,10 @@
 //! swapping an `Arc`.
 
 pub mod decision;
+pub mod diff;
 pub mod engine;
 pub mod error;
+pub mod generate;
 pub mod policies;
 pub mod request;
 pub mod schema;

@@ -1,0 +1,310 @@
+//! What-if: how decisions change between two policy sets over the same inventory.
+//!
+//! For every (agent, tool) pair, each engine's answer is summarised as `allow`, `deny`,
+//! `needs_approval` or `depends` (on arguments, taint, time or delegation). Pairs that
+//! [`PolicyEngine::could_allow`] settles without looking at the context are not probed.
+//! The others are probed: each declared argument at its declared boundaries (`min`, `max`,
+//! `enum` values) and at every integer literal of the policies that can apply (c−1, c, c+1,
+//! within the declared range); string literals from those policies; booleans both ways;
+//! optional arguments also absent; clean and tainted sessions; delegation depth 0–3;
+//! every weekday at hours 0, 23 and the hour literals ±1. The full product is probed when it
+//! has at most 4,096 points, otherwise one dimension at a time around a baseline.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use warden_core::model::{ArgSpec, ArgType};
+use warden_core::{Inventory, ToolRef};
+
+use crate::{PolicyEngine, Reachability, Request, SessionState, UtcTime};
+
+/// One engine's answer for one (agent, tool) pair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PairSummary {
+    /// `allow`, `deny`, `needs_approval`, or `depends`.
+    pub outcome: String,
+    /// The outcomes seen (one unless `depends`).
+    pub outcomes: Vec<String>,
+    /// Approvers over all approval-needing probes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
+    /// One example request per outcome when probed: `{outcome: {args, tainted, depth, time}}`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub examples: BTreeMap<String, serde_json::Value>,
+}
+
+/// A pair whose answer differs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub agent: String,
+    pub tool: String,
+    pub before: PairSummary,
+    pub after: PairSummary,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DiffReport {
+    pub pairs: usize,
+    pub probed_pairs: usize,
+    pub changes: Vec<Change>,
+}
+
+#[derive(Clone)]
+struct Probe {
+    args: serde_json::Map<String, serde_json::Value>,
+    tainted: bool,
+    depth: usize,
+    time: UtcTime,
+}
+
+const MONDAY: i64 = 1_767_571_200; // 2026-01-05T00:00:00Z
+const MAX_PRODUCT: usize = 4_096;
+
+fn arg_values(
+    spec: &ArgSpec,
+    ints: &BTreeSet<i64>,
+    strs: &BTreeSet<String>,
+) -> Vec<Option<serde_json::Value>> {
+    let mut out: Vec<Option<serde_json::Value>> = Vec::new();
+    if !spec.required {
+        out.push(None);
+    }
+    match spec.ty {
+        ArgType::Integer | ArgType::Number => {
+            let lo = spec.min.map(|m| m.ceil() as i64);
+            let hi = spec.max.map(|m| m.floor() as i64);
+            let mut vals = BTreeSet::new();
+            vals.extend(lo);
+            vals.extend(hi);
+            for c in ints {
+                for v in [c.saturating_sub(1), *c, c.saturating_add(1)] {
+                    if lo.is_none_or(|l| v >= l) && hi.is_none_or(|h| v <= h) {
+                        vals.insert(v);
+                    }
+                }
+            }
+            if vals.is_empty() {
+                vals.insert(lo.unwrap_or(0).max(0));
+            }
+            out.extend(vals.into_iter().map(|v| Some(serde_json::json!(v))));
+        }
+        ArgType::Boolean => {
+            out.push(Some(serde_json::json!(false)));
+            out.push(Some(serde_json::json!(true)));
+        }
+        ArgType::String => {
+            let mut vals: BTreeSet<String> = BTreeSet::new();
+            if spec.one_of.is_empty() {
+                vals.extend(strs.iter().cloned());
+                vals.insert("x".into());
+            } else {
+                vals.extend(spec.one_of.iter().cloned());
+            }
+            out.extend(vals.into_iter().map(|v| Some(serde_json::json!(v))));
+        }
+    }
+    out
+}
+
+fn probes(engines: &[&PolicyEngine], tool: &ToolRef) -> Vec<Probe> {
+    let mut ints = BTreeSet::new();
+    let mut strs = BTreeSet::new();
+    let mut specs = BTreeMap::new();
+    for e in engines {
+        let (i, s) = e.literals(tool);
+        ints.extend(i);
+        strs.extend(s);
+        if let Some(t) = e.tools.get(tool) {
+            specs = t.args.clone();
+        }
+    }
+    // Dimensions: each argument, taint, depth, (weekday, hour).
+    let mut dims: Vec<Vec<Box<dyn Fn(&mut Probe)>>> = Vec::new();
+    for (name, spec) in &specs {
+        let mut d: Vec<Box<dyn Fn(&mut Probe)>> = Vec::new();
+        for v in arg_values(spec, &ints, &strs) {
+            let name = name.clone();
+            d.push(Box::new(move |p: &mut Probe| match &v {
+                Some(v) => {
+                    p.args.insert(name.clone(), v.clone());
+                }
+                None => {
+                    p.args.remove(&name);
+                }
+            }));
+        }
+        dims.push(d);
+    }
+    dims.push(
+        [false, true]
+            .into_iter()
+            .map(|t| Box::new(move |p: &mut Probe| p.tainted = t) as Box<dyn Fn(&mut Probe)>)
+            .collect(),
+    );
+    dims.push(
+        (0..4)
+            .map(|d| Box::new(move |p: &mut Probe| p.depth = d) as Box<dyn Fn(&mut Probe)>)
+            .collect(),
+    );
+    let mut hours: BTreeSet<i64> = [0, 23].into_iter().collect();
+    for c in &ints {
+        for h in [c - 1, *c, c + 1] {
+            if (0..24).contains(&h) {
+                hours.insert(h);
+            }
+        }
+    }
+    let mut times = Vec::new();
+    for day in 0..7 {
+        for h in &hours {
+            times.push(UtcTime::from_unix(MONDAY + day * 86_400 + h * 3_600));
+        }
+    }
+    dims.push(
+        times
+            .into_iter()
+            .map(|t| Box::new(move |p: &mut Probe| p.time = t) as Box<dyn Fn(&mut Probe)>)
+            .collect(),
+    );
+    let base = || {
+        let mut p = Probe {
+            args: serde_json::Map::new(),
+            tainted: false,
+            depth: 0,
+            time: UtcTime::from_unix(MONDAY + 12 * 3_600),
+        };
+        for d in &dims {
+            if let Some(f) = d.last() {
+                f(&mut p);
+            }
+        }
+        p
+    };
+    let product: usize = dims.iter().map(|d| d.len().max(1)).product();
+    let mut out = Vec::new();
+    if product <= MAX_PRODUCT {
+        let mut idx = vec![0usize; dims.len()];
+        loop {
+            let mut p = base();
+            for (d, i) in dims.iter().zip(&idx) {
+                if let Some(f) = d.get(*i) {
+                    f(&mut p);
+                }
+            }
+            out.push(p);
+            let mut k = 0;
+            loop {
+                if k == idx.len() {
+                    return out;
+                }
+                idx[k] += 1;
+                if idx[k] < dims[k].len() {
+                    break;
+                }
+                idx[k] = 0;
+                k += 1;
+            }
+        }
+    }
+    for d in &dims {
+        for f in d {
+            let mut p = base();
+            f(&mut p);
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn summarise(engine: &PolicyEngine, agent: &str, tool: &ToolRef, probes: &[Probe]) -> PairSummary {
+    let fixed = |o: &str, approvers: Vec<String>| PairSummary {
+        outcome: o.into(),
+        outcomes: vec![o.into()],
+        approvers,
+        examples: BTreeMap::new(),
+    };
+    match engine.could_allow(agent, tool) {
+        Reachability::Never => return fixed("deny", vec![]),
+        Reachability::Always => return fixed("allow", vec![]),
+        Reachability::NeedsApproval { approvers } => return fixed("needs_approval", approvers),
+        Reachability::Conditional { .. } => {}
+    }
+    let mut outcomes = BTreeSet::new();
+    let mut approvers = BTreeSet::new();
+    let mut examples = BTreeMap::new();
+    for p in probes {
+        let d = engine.decide(&Request {
+            agent: agent.to_string(),
+            delegation_chain: (0..p.depth)
+                .map(|i| format!("probe-delegate-{i}"))
+                .collect(),
+            root_human: None,
+            tool: tool.clone(),
+            args: serde_json::Value::Object(p.args.clone()),
+            session: SessionState {
+                tainted: p.tainted,
+                taint_sources: vec![],
+            },
+            time: p.time,
+        });
+        let o = d.outcome.as_str().to_string();
+        if let Some(a) = d.outcome.approval() {
+            approvers.extend(a.approvers.iter().cloned());
+        }
+        examples.entry(o.clone()).or_insert_with(|| {
+            serde_json::json!({
+                "args": p.args, "tainted": p.tainted, "delegation_depth": p.depth,
+                "time": p.time.to_rfc3339(),
+            })
+        });
+        outcomes.insert(o);
+    }
+    let outcomes: Vec<String> = outcomes.into_iter().collect();
+    PairSummary {
+        outcome: if outcomes.len() == 1 {
+            outcomes[0].clone()
+        } else {
+            "depends".into()
+        },
+        outcomes,
+        approvers: approvers.into_iter().collect(),
+        examples,
+    }
+}
+
+/// Compares two engines loaded from the same inventory with different policies.
+pub fn diff(inv: &Inventory, before: &PolicyEngine, after: &PolicyEngine) -> DiffReport {
+    let mut changes = Vec::new();
+    let mut pairs = 0;
+    let mut probed_pairs = 0;
+    let tools: Vec<ToolRef> = inv.all_tools().map(|(r, _, _)| r).collect();
+    for agent in inv.agents.keys() {
+        for tool in &tools {
+            pairs += 1;
+            let conditional = |e: &PolicyEngine| {
+                matches!(e.could_allow(agent, tool), Reachability::Conditional { .. })
+            };
+            let ps = if conditional(before) || conditional(after) {
+                probed_pairs += 1;
+                probes(&[before, after], tool)
+            } else {
+                Vec::new()
+            };
+            let b = summarise(before, agent, tool, &ps);
+            let a = summarise(after, agent, tool, &ps);
+            if a.outcomes != b.outcomes || a.approvers != b.approvers {
+                changes.push(Change {
+                    agent: agent.clone(),
+                    tool: tool.qualified(),
+                    before: b,
+                    after: a,
+                });
+            }
+        }
+    }
+    DiffReport {
+        pairs,
+        probed_pairs,
+        changes,
+    }
+}
