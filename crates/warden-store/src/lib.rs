@@ -15,6 +15,7 @@
 //!   ([`Store::issue_token`], [`Store::lookup_token`], [`Store::revoke_token`]).
 //! - [`redact`] removes credentials from arguments before they are written to the trail.
 
+pub mod approvals;
 pub mod audit;
 pub mod canonical;
 pub mod error;

@@ -29,7 +29,7 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[(
         )",
         "CREATE INDEX IF NOT EXISTS tokens_agent ON tokens(agent)",
     ],
-)];
+), (2, crate::approvals::SCHEMA)];
 
 /// Applies every migration newer than the database's version.
 pub async fn migrate(pool: &AnyPool) -> Result<(), StoreError> {
