@@ -59,7 +59,7 @@ fn team(t: usize) -> String {
             2 | 3 => ("external_sink", "public", false),
             4 => ("memory", "confidential", false),
             5 => ("api", "restricted", true),
-            r if r % 3 == 0 => ("datastore", "restricted", false),
+            r if r.is_multiple_of(3) => ("datastore", "restricted", false),
             _ => ("datastore", "internal", false),
         };
         let _ = writeln!(
@@ -72,9 +72,9 @@ fn team(t: usize) -> String {
         let acc: Vec<String> = (0..4)
             .map(|k| format!("t{t}-r{}", 6 + (i * 4 + k) % (r_n - 6)))
             .collect();
-        let assume = if i == 0 && t % 10 == 0 {
+        let assume = if i == 0 && t.is_multiple_of(10) {
             ", can_assume: [org-admin]".to_string()
-        } else if i > 0 && i % 10 == 0 {
+        } else if i > 0 && i.is_multiple_of(10) {
             format!(", can_assume: [t{t}-id0]")
         } else {
             String::new()
@@ -135,14 +135,14 @@ fn team(t: usize) -> String {
         let _ = writeln!(s, "    model: provider{}/model{}", a % 3, a % 5);
         let main = 2 + a % (c_n - 2);
         let mut uses = vec![format!("t{t}-c{main}.*")];
-        if a % 7 == 0 {
+        if a.is_multiple_of(7) {
             uses.push(format!("t{t}-c0.t{}", a % tools));
         }
-        if a % 11 == 0 {
+        if a.is_multiple_of(11) {
             uses.push(format!("t{t}-c1.t{}", a % tools));
         }
         let _ = writeln!(s, "    uses: [{}]", uses.join(", "));
-        if a % 25 == 0 {
+        if a.is_multiple_of(25) {
             let _ = writeln!(s, "    writes: [t{t}-r4]");
         }
         if a % 25 == 1 {

@@ -1,0 +1,341 @@
+//! `warden graph`, `warden graph paths` and `warden findings` on the example organisation.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn acme() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/acme")
+}
+
+fn iam() -> PathBuf {
+    acme().join("iam/authorization-details.json")
+}
+
+fn warden(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(args)
+        .output()
+        .expect("warden runs")
+}
+
+fn json_of(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn findings_json(dir: &Path) -> (Option<i32>, Value) {
+    let out = warden(&[
+        "findings",
+        dir.to_str().unwrap(),
+        "--iam",
+        iam().to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    (out.status.code(), json_of(&out))
+}
+
+fn by<'a>(doc: &'a Value, rule: &str, subject: &str) -> Option<&'a Value> {
+    doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule_id"] == rule && f["subject"] == subject)
+}
+
+#[test]
+fn findings_on_acme_report_trifecta_escalation_and_orphan() {
+    let (code, doc) = findings_json(&acme());
+    assert_eq!(code, Some(1), "critical findings fail the run");
+    let t = by(&doc, "graph.lethal-trifecta", "agent:support-triage").expect("trifecta");
+    let ev: Vec<&str> = t["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    let ev = ev.join("\n");
+    assert!(
+        ev.contains("resource:support-inbox -Influences[mail.read_inbox]-> agent:support-triage"),
+        "{ev}"
+    );
+    assert!(
+        ev.contains("tool:crm.lookup_customer -HasAccessTo-> resource:crm-db"),
+        "{ev}"
+    );
+    assert!(ev.contains("agent:support-triage -CanInvoke-> tool:slack.post_message -CanSendTo-> resource:slack-shared-channels"), "{ev}");
+    let rem = &t["remediation"];
+    assert_eq!(rem["cut_found"], true);
+    assert!(!rem["cut"].as_array().unwrap().is_empty());
+    assert!(rem["paths_before"].as_u64().unwrap() >= 1);
+    assert_eq!(rem["paths_after"], 0);
+
+    let e = by(
+        &doc,
+        "graph.identity-escalation",
+        "identity:svc-legacy-reporting",
+    )
+    .expect("escalation");
+    let ev = e["evidence"].to_string();
+    assert!(ev.contains("-CanAssume-> identity:aws-admin"), "{ev}");
+    assert!(
+        ev.contains("-CanPassRole-> iam:arn:aws:iam::111122223333:role/acme-deploy-lambda"),
+        "{ev}"
+    );
+    assert!(
+        ev.contains("authorization-details.json"),
+        "edge source named: {ev}"
+    );
+    assert_eq!(e["remediation"]["paths_after"], 0);
+
+    assert!(
+        by(
+            &doc,
+            "graph.orphaned-agent-privileged-reach",
+            "agent:legacy-reporting-bot"
+        )
+        .is_some()
+    );
+    assert!(
+        by(&doc, "check.orphaned-agent", "legacy-reporting-bot").is_some(),
+        "check findings included"
+    );
+    assert!(
+        by(
+            &doc,
+            "graph.memory-poisoning",
+            "agent:support-triage->resource:support-memory"
+        )
+        .is_some()
+    );
+    assert!(
+        by(
+            &doc,
+            "graph.confused-deputy",
+            "agent:support-triage->agent:refund-agent"
+        )
+        .is_some()
+    );
+    assert_eq!(
+        doc["summary"]["total"].as_u64().unwrap() as usize,
+        doc["findings"].as_array().unwrap().len()
+    );
+}
+
+/// Applies the proposed trifecta cut to a copy of the inventory (a gate becomes an approval
+/// rule, a revoked entitlement leaves `uses`) and re-runs: the trifecta is gone.
+#[test]
+fn applying_the_proposed_cut_to_the_files_removes_the_trifecta() {
+    let (_, doc) = findings_json(&acme());
+    let t = by(&doc, "graph.lethal-trifecta", "agent:support-triage").expect("trifecta");
+    let cut = t["remediation"]["cut"].as_array().unwrap().clone();
+
+    let tmp = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(acme()).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_file() {
+            std::fs::copy(&p, tmp.path().join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let approvals = tmp.path().join("approvals.yaml");
+    let agents = tmp.path().join("agents.yaml");
+    for (i, r) in cut.iter().enumerate() {
+        match r["action"].as_str().unwrap() {
+            "gate_tool" => {
+                let tool = r["tool"].as_str().unwrap();
+                let mut text = std::fs::read_to_string(&approvals).unwrap();
+                let rule = format!(
+                    "  - id: proposed-gate-{i}\n    when: {{ tools: [{tool}] }}\n    approvers: [group:support-leads]\n    expires: 30m\n"
+                );
+                text = text.replacen("approvals:\n", &format!("approvals:\n{rule}"), 1);
+                std::fs::write(&approvals, text).unwrap();
+            }
+            "revoke_entitlement" => {
+                let tool = r["tool"].as_str().unwrap();
+                let text = std::fs::read_to_string(&agents).unwrap();
+                let lines: Vec<&str> = text
+                    .lines()
+                    .filter(|l| {
+                        l.trim() != format!("- {tool}").as_str()
+                            && !l.trim().starts_with(&format!("- {tool} "))
+                    })
+                    .collect();
+                std::fs::write(&agents, lines.join("\n") + "\n").unwrap();
+            }
+            other => panic!("cut action {other} not applied by this test"),
+        }
+    }
+    let (_, after) = findings_json(tmp.path());
+    assert!(
+        by(&after, "graph.lethal-trifecta", "agent:support-triage").is_none(),
+        "cut {cut:?} applied"
+    );
+    // Unrelated findings stay.
+    assert!(
+        by(
+            &after,
+            "graph.identity-escalation",
+            "identity:svc-legacy-reporting"
+        )
+        .is_some()
+    );
+}
+
+#[test]
+fn graph_exports_json_dot_and_opengraph() {
+    let dir = acme();
+    let d = dir.to_str().unwrap();
+    let out = warden(&["graph", d, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let g = json_of(&out);
+    let nodes = g["nodes"].as_array().unwrap();
+    assert!(
+        nodes
+            .iter()
+            .any(|n| n["id"] == "agent:support-triage" && n["kind"] == "agent")
+    );
+    assert!(
+        g["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "CanInvoke"
+                && e["from"] == "agent:outreach-agent"
+                && e["to"] == "tool:mail.send_email"
+                && e["gated_by"] == "gate:outbound-email"
+                && e["traversable"] == false)
+    );
+
+    let out = warden(&["graph", d, "--format", "dot"]);
+    let dot = String::from_utf8(out.stdout).unwrap();
+    assert!(dot.starts_with("digraph warden {") && dot.trim_end().ends_with('}'));
+    assert!(dot.contains("\"agent:support-triage\" -> \"tool:slack.post_message\""));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("og.json");
+    let out = warden(&[
+        "graph",
+        d,
+        "--iam",
+        iam().to_str().unwrap(),
+        "--format",
+        "opengraph",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let og: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(og["metadata"]["source_kind"], "Warden");
+    let ids: std::collections::HashSet<&str> = og["graph"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    for e in og["graph"]["edges"].as_array().unwrap() {
+        assert!(ids.contains(e["start"]["value"].as_str().unwrap()));
+        assert!(ids.contains(e["end"]["value"].as_str().unwrap()));
+    }
+    assert!(ids.contains("iam:arn:aws:iam::111122223333:role/acme-deploy-lambda"));
+}
+
+#[test]
+fn graph_paths_counts_shows_and_cuts() {
+    let out = warden(&[
+        "graph",
+        "paths",
+        acme().to_str().unwrap(),
+        "--from",
+        "resource:support-inbox",
+        "--to",
+        "resource:payments-ledger",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p = json_of(&out);
+    assert!(p["paths"].as_u64().unwrap() >= 1);
+    assert!(
+        p["shortest_rendered"]
+            .as_str()
+            .unwrap()
+            .starts_with("resource:support-inbox -")
+    );
+    assert!(!p["cut"].as_array().unwrap().is_empty());
+    assert_eq!(p["paths_after_cut"], 0);
+
+    let out = warden(&[
+        "graph",
+        "paths",
+        acme().to_str().unwrap(),
+        "--from",
+        "agent:nobody",
+        "--to",
+        "resource:crm-db",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no node `agent:nobody`"));
+}
+
+#[test]
+fn findings_as_sarif() {
+    let out = warden(&["findings", acme().to_str().unwrap(), "--format", "sarif"]);
+    assert_eq!(out.status.code(), Some(1));
+    let s = json_of(&out);
+    assert_eq!(s["version"], "2.1.0");
+    let results = s["runs"][0]["results"].as_array().unwrap();
+    assert!(results.iter().any(|r| {
+        r["ruleId"] == "graph.lethal-trifecta"
+            && r["level"] == "error"
+            && r["locations"][0]["physicalLocation"]["region"]["startLine"]
+                .as_u64()
+                .unwrap()
+                > 0
+    }));
+    let rules = s["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap();
+    for r in results {
+        assert!(rules.iter().any(|x| x["id"] == r["ruleId"]));
+    }
+}
+
+#[test]
+fn unusable_input_exits_2_with_a_clear_message() {
+    let out = warden(&["findings", "/nonexistent/inventory"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("iam.json");
+    std::fs::write(&bad, "{\"Users\": []}").unwrap();
+    let out = warden(&[
+        "graph",
+        acme().to_str().unwrap(),
+        "--iam",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("iam.json") && err.contains("authorization-details"),
+        "{err}"
+    );
+
+    let out = warden(&["findings", acme().to_str().unwrap(), "--fail-on", "bogus"]);
+    assert_eq!(out.status.code(), Some(2));
+}
