@@ -27,6 +27,8 @@ use crate::{PolicyError, PolicyRef};
 pub const ENTITLEMENT: &str = "inventory.entitlement";
 pub const NOT_ENTITLED: &str = "inventory.not-entitled";
 pub const APPROVAL_PREFIX: &str = "inventory.approval.";
+pub const HANDOFF_DECLARED: &str = "inventory.handoff";
+pub const HANDOFF_UNDECLARED: &str = "inventory.handoff-undeclared";
 
 /// The resolved terms of one `@approval`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -369,7 +371,27 @@ fn generated(inv: &Inventory) -> Result<Vec<(Policy, PathBuf, u64)>, PolicyError
              forbid (principal is Agent, action, resource is Tool)\n\
              unless { principal.entitled.contains(resource) };",
         )?,
-        root,
+        root.clone(),
+        0,
+    ));
+    out.push((
+        parse(
+            HANDOFF_DECLARED,
+            "@reason(\"the inventory declares this handoff\")\n\
+             permit (principal is Agent, action == Action::\"handoff\", resource is Agent)\n\
+             when { principal.handoffs.contains(resource) };",
+        )?,
+        root.clone(),
+        0,
+    ));
+    out.push((
+        parse(
+            HANDOFF_UNDECLARED,
+            "@reason(\"the inventory declares no handoff between these agents\")\n\
+             forbid (principal is Agent, action == Action::\"handoff\", resource is Agent)\n\
+             unless { principal.handoffs.contains(resource) };",
+        )?,
+        root.clone(),
         0,
     ));
     for rule in &inv.approvals {

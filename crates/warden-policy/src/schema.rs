@@ -105,7 +105,7 @@ pub fn schema_text(inv: &Inventory) -> Result<String, PolicyError> {
     s.push_str(
         "entity Agent = { owner: String, runs_as: String, runs_as_admin: Bool, model: String, \
          framework: String, purpose: String, entitled: Set<Tool>, reads: Set<Resource>, \
-         writes: Set<Resource> };\n\n",
+         writes: Set<Resource>, handoffs: Set<Agent> };\n\n",
     );
     s.push_str("// Effect groups: `action in Action::\"external_send\"` covers every such tool.\n");
     for g in EFFECT_GROUPS {
@@ -409,6 +409,15 @@ pub fn entities(inv: &Inventory, schema: &Schema) -> Result<Entities, PolicyErro
                             .iter()
                             .map(|r| r.value.as_str())
                             .filter(|r| inv.resources.contains_key(*r)),
+                    ),
+                ),
+                (
+                    "handoffs",
+                    set_of_uids(
+                        "Agent",
+                        inv.handoffs_from(&a.id.value)
+                            .map(|h| h.to.value.as_str())
+                            .filter(|t| inv.agents.contains_key(*t)),
                     ),
                 ),
                 (

@@ -14,7 +14,7 @@ fn sliced_and_unsliced_agree_on_generated_org() {
         agents: 200,
         connectors: 20,
         tools_per_connector: 25,
-        policies: 600,
+        policies: 400,
         uses_per_agent: 30,
         seed: 11,
     };
