@@ -10,6 +10,7 @@ mod check;
 mod gateway;
 mod graph;
 mod output;
+mod scan;
 mod token;
 mod up;
 
@@ -44,6 +45,10 @@ enum Command {
     Graph(graph::GraphArgs),
     /// All posture findings: governance checks and security-graph attack paths.
     Findings(graph::FindingsArgs),
+    /// Scan agent code and MCP configs: secrets, risky code and config, BOM policy.
+    Scan(scan::ScanArgs),
+    /// Write the AI bill of materials (CycloneDX 1.6 JSON).
+    Bom(scan::BomArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +61,8 @@ fn main() -> ExitCode {
         Command::Gateway(args) => gateway::run(args),
         Command::Graph(args) => graph::run_graph(args),
         Command::Findings(args) => graph::run_findings(args),
+        Command::Scan(args) => scan::run(args),
+        Command::Bom(args) => scan::run_bom(args),
     };
     match result {
         Ok(code) => code,
