@@ -79,7 +79,12 @@ pub struct Session {
     pub tainted: AtomicBool,
     pub taint_sources: Mutex<Vec<String>>,
     inflight: Mutex<HashMap<String, oneshot::Sender<String>>>,
+    /// Unix ms of the last request (idle sessions are dropped).
+    last_used: std::sync::atomic::AtomicI64,
 }
+
+/// Sessions idle this long are forgotten (their client must initialise again).
+pub const SESSION_IDLE_MS: i64 = 60 * 60 * 1000;
 
 /// Tunables.
 #[derive(Debug, Clone, Default)]
@@ -219,17 +224,29 @@ impl Gateway {
             tainted: AtomicBool::new(false),
             taint_sources: Mutex::new(Vec::new()),
             inflight: Mutex::new(HashMap::new()),
+            last_used: std::sync::atomic::AtomicI64::new(now_ms()),
         });
-        self.sessions
-            .lock()
-            .unwrap()
-            .insert(s.id.clone(), s.clone());
+        let mut sessions = self.sessions.lock().unwrap();
+        if sessions.len() >= 1024 {
+            let cutoff = now_ms() - SESSION_IDLE_MS;
+            sessions.retain(|_, s| {
+                s.last_used.load(Ordering::Relaxed) > cutoff
+                    || !s.inflight.lock().unwrap().is_empty()
+            });
+        }
+        sessions.insert(s.id.clone(), s.clone());
         s
     }
 
-    /// A live session by id.
+    /// A live session by id (and marks it used); sessions idle for [`SESSION_IDLE_MS`] are gone.
     pub fn session(&self, id: &str) -> Option<Arc<Session>> {
-        self.sessions.lock().unwrap().get(id).cloned()
+        let s = self.sessions.lock().unwrap().get(id).cloned()?;
+        let now = now_ms();
+        if now - s.last_used.swap(now, Ordering::Relaxed) > SESSION_IDLE_MS {
+            self.sessions.lock().unwrap().remove(id);
+            return None;
+        }
+        Some(s)
     }
 
     /// Ends a session (HTTP DELETE); false when unknown.
