@@ -5,6 +5,7 @@
 //! `0` clean, `1` findings at or above `--fail-on` (or a failed test/verification),
 //! `2` unusable input (a malformed manifest, a bad argument, an unreadable file).
 
+mod approvals;
 mod audit;
 mod check;
 mod gateway;
@@ -39,6 +40,10 @@ enum Command {
     Token(token::TokenArgs),
     /// Verify, tail and export the audit trail.
     Audit(audit::AuditArgs),
+    /// Answer approval requests: list, show, approve, deny; approver API tokens.
+    Approvals(approvals::ApprovalsArgs),
+    /// The web console: `console login-token --as HUMAN`.
+    Console(approvals::ConsoleArgs),
     /// The gateway over other transports (`gateway stdio`).
     Gateway(gateway::GatewayArgs),
     /// Export the security graph (json, dot, BloodHound OpenGraph); `graph paths` for attack paths.
@@ -58,6 +63,8 @@ fn main() -> ExitCode {
         Command::Up(args) => up::run(args),
         Command::Token(args) => token::run(args),
         Command::Audit(args) => audit::run(args),
+        Command::Approvals(args) => approvals::run(args),
+        Command::Console(args) => approvals::run_console(args),
         Command::Gateway(args) => gateway::run(args),
         Command::Graph(args) => graph::run_graph(args),
         Command::Findings(args) => graph::run_findings(args),
