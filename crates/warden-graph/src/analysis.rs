@@ -129,6 +129,23 @@ impl<'g> View<'g> {
         seen
     }
 
+    /// Sparse forward search from several starts at once.
+    pub fn descendants_of_all(&self, starts: &[u32], filter: &dyn Fn(u32) -> bool) -> HashSet<u32> {
+        let mut seen: HashSet<u32> = starts.iter().copied().collect();
+        let mut q: VecDeque<u32> = seen.iter().copied().collect();
+        while let Some(n) = q.pop_front() {
+            for &e in self.g.out(n) {
+                if self.passable(e) && filter(e) {
+                    let t = self.g.edge(e).to;
+                    if seen.insert(t) {
+                        q.push_back(t);
+                    }
+                }
+            }
+        }
+        seen
+    }
+
     /// A shortest path (edge indices) from any of `starts` to a node satisfying `is_target`.
     pub fn shortest_path(
         &self,
@@ -179,12 +196,7 @@ impl<'g> View<'g> {
         targets: &[u32],
         filter: &dyn Fn(u32) -> bool,
     ) -> HashSet<u32> {
-        let mut fwd: HashSet<u32> = HashSet::new();
-        for &s in sources {
-            if !fwd.contains(&s) {
-                fwd.extend(self.descendants(s, filter));
-            }
-        }
+        let fwd = self.descendants_of_all(sources, filter);
         let mut both = HashSet::new();
         let mut q = VecDeque::new();
         for &t in targets {

@@ -10,7 +10,7 @@ use std::path::Path;
 use warden_core::inventory::{Inventory, Sourced, ToolRef};
 use warden_core::model::{Effect, ResourceKind, Spanned};
 
-use crate::graph::{EdgeKind, Graph, GraphBuilder, NodeKind};
+use crate::graph::{EdgeKind, FxMap, Graph, GraphBuilder, NodeKind};
 
 /// Whether policy could let an agent call a tool.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +34,17 @@ pub trait InvokePolicy {
         let _ = agent;
         inv.all_tools().map(|(t, _, _)| t).collect()
     }
+
+    /// Every candidate tool with its answer (override to share work across tools).
+    fn invocations(&self, inv: &Inventory, agent: &str) -> Vec<(ToolRef, Invocation)> {
+        self.candidates(inv, agent)
+            .into_iter()
+            .map(|t| {
+                let d = self.could_invoke(inv, agent, &t);
+                (t, d)
+            })
+            .collect()
+    }
 }
 
 /// Entitlements (`uses`) plus approval rules: an entitled tool that an approval rule covers
@@ -42,7 +53,29 @@ pub trait InvokePolicy {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct EntitlementPolicy;
 
+impl EntitlementPolicy {
+    fn gate_of(inv: &Inventory, tool: &ToolRef) -> Invocation {
+        let Some((_, t)) = inv.tool(tool) else {
+            return Invocation::Never;
+        };
+        match inv.approval_rules_for(tool, t).first() {
+            Some(rule) => Invocation::WithApproval(rule.id.value.clone()),
+            None => Invocation::Always,
+        }
+    }
+}
+
 impl InvokePolicy for EntitlementPolicy {
+    fn invocations(&self, inv: &Inventory, agent: &str) -> Vec<(ToolRef, Invocation)> {
+        self.candidates(inv, agent)
+            .into_iter()
+            .map(|t| {
+                let d = Self::gate_of(inv, &t);
+                (t, d)
+            })
+            .collect()
+    }
+
     fn candidates(&self, inv: &Inventory, agent: &str) -> Vec<ToolRef> {
         inv.agents
             .get(agent)
@@ -86,6 +119,30 @@ fn loc<T, V>(s: &Sourced<T>, span: &Spanned<V>) -> String {
     s.loc(span).to_string()
 }
 
+/// Interns `file:line:column` sources without formatting each one more than once.
+#[derive(Default)]
+struct Sources<'a> {
+    files: FxMap<&'a Path, String>,
+    seen: FxMap<(&'a Path, u64, u64), u32>,
+}
+
+impl<'a> Sources<'a> {
+    fn get<T, V>(&mut self, b: &mut GraphBuilder, s: &'a Sourced<T>, span: &Spanned<V>) -> u32 {
+        let (line, col) = (span.referenced.line(), span.referenced.column());
+        let key = (s.file.as_path(), line, col);
+        if let Some(&i) = self.seen.get(&key) {
+            return i;
+        }
+        let f = self
+            .files
+            .entry(s.file.as_path())
+            .or_insert_with(|| s.file.display().to_string());
+        let i = b.intern_source(&format!("{f}:{line}:{col}"));
+        self.seen.insert(key, i);
+        i
+    }
+}
+
 /// The node for a resource reference; an undeclared one becomes a plain resource node.
 fn resource_node(b: &mut GraphBuilder, inv: &Inventory, id: &str) -> u32 {
     let nid = resource_id(id);
@@ -109,6 +166,7 @@ fn resource_node(b: &mut GraphBuilder, inv: &Inventory, id: &str) -> u32 {
 
 /// Adds everything the inventory declares to `b`.
 pub fn add_inventory(b: &mut GraphBuilder, inv: &Inventory, policy: &dyn InvokePolicy) {
+    let mut src = Sources::default();
     // Resources first so their kinds are known.
     for r in inv.resources.values() {
         let i = resource_node(b, inv, &r.id.value);
@@ -140,7 +198,7 @@ pub fn add_inventory(b: &mut GraphBuilder, inv: &Inventory, policy: &dyn InvokeP
         b.node_mut(i).source = Some(loc(h, &h.id));
         for g in &h.groups {
             let gi = b.node(&format!("group:{}", g.value), NodeKind::Group, &g.value);
-            let s = b.intern_source(&loc(h, g));
+            let s = src.get(b, h, g);
             b.edge(i, gi, EdgeKind::MemberOf, s);
         }
     }
@@ -164,7 +222,7 @@ pub fn add_inventory(b: &mut GraphBuilder, inv: &Inventory, policy: &dyn InvokeP
         }
         for r in &id.access {
             let ri = resource_node(b, inv, &r.value);
-            let s = b.intern_source(&loc(id, r));
+            let s = src.get(b, id, r);
             b.edge(i, ri, EdgeKind::HasAccessTo, s);
         }
     }
@@ -177,7 +235,7 @@ pub fn add_inventory(b: &mut GraphBuilder, inv: &Inventory, policy: &dyn InvokeP
                 NodeKind::Identity,
                 &t.value,
             );
-            let s = b.intern_source(&loc(id, t));
+            let s = src.get(b, id, t);
             b.edge(i, ti, EdgeKind::CanAssume, s);
         }
     }
@@ -190,14 +248,14 @@ pub fn add_inventory(b: &mut GraphBuilder, inv: &Inventory, policy: &dyn InvokeP
             &c.id.value,
         );
         b.node_mut(ci).source = Some(loc(c, &c.id));
-        let csrc = b.intern_source(&loc(c, &c.id));
+        let csrc = src.get(b, c, &c.id);
         let runs_as = c.runs_as.as_ref().map(|r| {
             let ri = b.node(
                 &format!("identity:{}", r.value),
                 NodeKind::Identity,
                 &r.value,
             );
-            let s = b.intern_source(&loc(c, r));
+            let s = src.get(b, c, r);
             b.edge(ci, ri, EdgeKind::RunsAs, s);
             ri
         });
@@ -228,7 +286,7 @@ pub fn add_inventory(b: &mut GraphBuilder, inv: &Inventory, policy: &dyn InvokeP
             let t = &ts.value;
             let q = format!("{}.{}", c.id.value, name);
             let ti = b.node(&format!("tool:{q}"), NodeKind::Tool, &q);
-            let tsrc = b.intern_source(&loc(c, ts));
+            let tsrc = src.get(b, c, ts);
             {
                 let n = b.node_mut(ti);
                 n.source = Some(loc(c, ts));
@@ -287,7 +345,7 @@ pub fn add_inventory(b: &mut GraphBuilder, inv: &Inventory, policy: &dyn InvokeP
             NodeKind::Agent,
             &a.id.value,
         );
-        let asrc = b.intern_source(&loc(a, &a.id));
+        let asrc = src.get(b, a, &a.id);
         {
             let n = b.node_mut(ai);
             n.source = Some(loc(a, &a.id));
@@ -304,7 +362,7 @@ pub fn add_inventory(b: &mut GraphBuilder, inv: &Inventory, policy: &dyn InvokeP
         match &a.owner {
             Some(o) if inv.humans.contains_key(&o.value) => {
                 let hi = b.node(&format!("human:{}", o.value), NodeKind::Human, &o.value);
-                let s = b.intern_source(&loc(a, o));
+                let s = src.get(b, a, o);
                 b.edge(hi, ai, EdgeKind::OwnsAgent, s);
                 b.node_mut(ai)
                     .attrs
@@ -323,22 +381,21 @@ pub fn add_inventory(b: &mut GraphBuilder, inv: &Inventory, policy: &dyn InvokeP
                 NodeKind::Identity,
                 &r.value,
             );
-            let s = b.intern_source(&loc(a, r));
+            let s = src.get(b, a, r);
             b.edge(ai, ri, EdgeKind::RunsAs, s);
         }
         for w in &a.writes {
             let ri = resource_node(b, inv, &w.value);
-            let s = b.intern_source(&loc(a, w));
+            let s = src.get(b, a, w);
             b.edge(ai, ri, EdgeKind::WritesTo, s);
         }
         for r in &a.reads {
             let ri = resource_node(b, inv, &r.value);
-            let s = b.intern_source(&loc(a, r));
+            let s = src.get(b, a, r);
             b.edge(ri, ai, EdgeKind::Loads, s);
         }
         // What policy permits, tool by tool. Entitlement locations point at the `uses` entry.
-        for tr in policy.candidates(inv, &a.id.value) {
-            let decision = policy.could_invoke(inv, &a.id.value, &tr);
+        for (tr, decision) in policy.invocations(inv, &a.id.value) {
             if decision == Invocation::Never {
                 continue;
             }
@@ -346,13 +403,15 @@ pub fn add_inventory(b: &mut GraphBuilder, inv: &Inventory, policy: &dyn InvokeP
             let Some(ti) = b.find(&format!("tool:{q}")) else {
                 continue;
             };
-            let src = a
-                .uses
-                .iter()
-                .find(|u| u.value == q || u.value == format!("{}.*", tr.connector))
-                .map(|u| loc(a, u))
-                .unwrap_or_else(|| loc(a, &a.id));
-            let s = b.intern_source(&src);
+            let s = match a.uses.iter().find(|u| {
+                u.value == q
+                    || (u.value.len() == tr.connector.len() + 2
+                        && u.value.starts_with(tr.connector.as_str())
+                        && u.value.ends_with(".*"))
+            }) {
+                Some(u) => src.get(b, a, u),
+                None => src.get(b, a, &a.id),
+            };
             let e = b.edge(ai, ti, EdgeKind::CanInvoke, s);
             match &decision {
                 Invocation::WithApproval(gate) => {
@@ -382,7 +441,7 @@ pub fn add_inventory(b: &mut GraphBuilder, inv: &Inventory, policy: &dyn InvokeP
         ) else {
             continue; // dangling: `warden check` reports it
         };
-        let s = b.intern_source(&loc(h, &h.to));
+        let s = src.get(b, h, &h.to);
         b.edge(f, t, EdgeKind::HandsOffTo, s);
     }
 }

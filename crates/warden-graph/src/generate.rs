@@ -1,10 +1,11 @@
 //! Synthetic organisations for the scale benchmark: inventory manifests (YAML text), one per
 //! team, so the benchmark measures the same loading and building path as a real inventory.
 //!
-//! One team has 20 humans, 2 groups, 50 agents (one ownerless), 50 identities, 10 connectors
+//! One team has 20 humans, 2 groups, 50 agents (the first ownerless), 50 identities, 10 connectors
 //! of 30 tools, 60 resources (2 untrusted sources, 2 external sinks, a memory store and a
-//! tier-zero ledger); agents hand off along a chain and every tenth team's ops role can
-//! assume the organisation's admin role. 2,000 teams ≈ 100k agents, 1M nodes, 5M edges.
+//! tier-zero ledger); every fifth agent hands off to the next, one in seven reads untrusted
+//! input, and every tenth team's ops role can assume the organisation's admin role.
+//! 2,000 teams ≈ 100k agents, 1M nodes, 5M edges.
 
 use std::fmt::Write;
 
@@ -26,11 +27,20 @@ pub fn manifests(shape: OrgShape) -> Vec<(String, String)> {
     let mut out = Vec::with_capacity(shape.teams + 1);
     out.push((
         "org.yaml".to_string(),
-        "identities:\n  - { id: org-admin, kind: role, admin: true, access: [org-ledger] }\n\
-resources:\n  - { id: org-ledger, kind: api, sensitivity: restricted, tier_zero: true }\n\
-approvals:\n  - id: code-execution\n    when: { effects: [code_exec] }\n    approvers: [group:t0-g0]\n\
-  - id: payments\n    when: { effects: [privileged] }\n    approvers: [group:t0-g1]\n"
-            .to_string(),
+        concat!(
+            "identities:\n",
+            "  - { id: org-admin, kind: role, admin: true, access: [org-ledger] }\n",
+            "resources:\n",
+            "  - { id: org-ledger, kind: api, sensitivity: restricted, tier_zero: true }\n",
+            "approvals:\n",
+            "  - id: code-execution\n",
+            "    when: { effects: [code_exec] }\n",
+            "    approvers: [group:t0-g0]\n",
+            "  - id: payments\n",
+            "    when: { effects: [privileged] }\n",
+            "    approvers: [group:t0-g1]\n",
+        )
+        .to_string(),
     ));
     for t in 0..shape.teams {
         out.push((format!("team-{t:05}.yaml"), team(t)));
@@ -108,7 +118,7 @@ fn team(t: usize) -> String {
                     ", irreversible: true",
                     format!("t{t}-r5"),
                 ),
-                (_, 0) => (
+                (3, 0) => (
                     "[write]",
                     "",
                     format!("t{t}-r{}", 6 + (c * 7 + k) % (r_n - 6)),
@@ -128,7 +138,7 @@ fn team(t: usize) -> String {
     s.push_str("agents:\n");
     for a in 0..a_n {
         let _ = writeln!(s, "  - id: t{t}-a{a}");
-        if a != a_n - 1 {
+        if a != 0 {
             let _ = writeln!(s, "    owner: t{t}-h{}", a % 20);
         }
         let _ = writeln!(s, "    runs_as: t{t}-id{a}");
@@ -148,7 +158,7 @@ fn team(t: usize) -> String {
         if a % 25 == 1 {
             let _ = writeln!(s, "    reads: [t{t}-r4]");
         }
-        if a + 1 < a_n {
+        if a.is_multiple_of(5) && a + 1 < a_n {
             let _ = writeln!(
                 s,
                 "    handoffs:\n      - {{ to: t{t}-a{}, context: [ticket_id], ttl: 15m }}",

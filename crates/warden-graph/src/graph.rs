@@ -5,6 +5,47 @@
 //! dense `u32` indices with CSR adjacency in both directions.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// FxHash: a fast non-cryptographic hash for the builder's internal maps (keys are our own
+/// ids, not attacker-chosen at a scale where flooding matters).
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(i as u64);
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.add(i as u64);
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+/// `HashMap` with [`FxHasher`].
+pub type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 use serde::Serialize;
 use warden_core::model::{Effect, Sensitivity};
@@ -321,7 +362,7 @@ pub struct Graph {
     pub edges: Vec<Edge>,
     /// Files and imports that produced edges (deduplicated).
     pub sources: Vec<String>,
-    index: HashMap<String, u32>,
+    index: FxMap<String, u32>,
     out_start: Vec<u32>,
     out_edges: Vec<u32>,
     in_start: Vec<u32>,
@@ -441,10 +482,38 @@ impl Graph {
                     .filter(|&e| self.edge(e).kind == EdgeKind::CanInvoke)
                     .collect()
             }
-            _ => (0..self.edges.len() as u32)
-                .filter(|&e| self.remedy(e).as_ref() == Some(r))
-                .collect(),
+            _ => {
+                // Only edges touching the node the remedy names can match.
+                let anchor = match r {
+                    Remedy::RevokeEntitlement { agent, .. } => self.labelled("agent:", agent),
+                    Remedy::RemoveHandoff { from, .. } => self.labelled("agent:", from),
+                    Remedy::RemoveRoleTrust { from, .. } => self.labelled("identity:", from),
+                    Remedy::RevokeAccess { identity, .. } => self.labelled("identity:", identity),
+                    Remedy::StopWriting { agent, .. } => self.labelled("agent:", agent),
+                    Remedy::StopLoading { agent, .. } => self.labelled("agent:", agent),
+                    Remedy::GateTool { .. } => Vec::new(),
+                };
+                let mut out: Vec<u32> = anchor
+                    .iter()
+                    .flat_map(|&n| self.out(n).iter().chain(self.inc(n)).copied())
+                    .filter(|&e| self.remedy(e).as_ref() == Some(r))
+                    .collect();
+                out.sort_unstable();
+                out.dedup();
+                out
+            }
         }
+    }
+
+    /// Nodes with this label: `prefix + label` when that id exists, else every node so
+    /// labelled (IAM principals are `iam:<ARN>` with their name as label).
+    fn labelled(&self, prefix: &str, label: &str) -> Vec<u32> {
+        if let Some(i) = self.node_index(&format!("{prefix}{label}")) {
+            return vec![i];
+        }
+        (0..self.nodes.len() as u32)
+            .filter(|&n| self.nodes[n as usize].label == label)
+            .collect()
     }
 
     /// Renders a path of edge indices: `a -Kind-> b -Kind-> c`.
@@ -473,11 +542,11 @@ impl Graph {
 #[derive(Debug, Default)]
 pub struct GraphBuilder {
     nodes: Vec<Node>,
-    index: HashMap<String, u32>,
+    index: FxMap<String, u32>,
     edges: Vec<Edge>,
-    seen: HashMap<(u32, u32, EdgeKind, u32), u32>,
+    seen: FxMap<(u32, u32, EdgeKind, u32), u32>,
     sources: Vec<String>,
-    source_index: HashMap<String, u32>,
+    source_index: FxMap<String, u32>,
 }
 
 impl GraphBuilder {
@@ -488,9 +557,9 @@ impl GraphBuilder {
     pub fn with_capacity(nodes: usize, edges: usize) -> Self {
         GraphBuilder {
             nodes: Vec::with_capacity(nodes),
-            index: HashMap::with_capacity(nodes),
+            index: FxMap::with_capacity_and_hasher(nodes, Default::default()),
             edges: Vec::with_capacity(edges),
-            seen: HashMap::with_capacity(edges),
+            seen: FxMap::with_capacity_and_hasher(edges, Default::default()),
             ..Default::default()
         }
     }

@@ -66,7 +66,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            path_budget: 200_000,
+            path_budget: 50_000,
             cuts: true,
         }
     }
@@ -134,11 +134,9 @@ impl<'a, 'g> Ctx<'a, 'g> {
     fn taint_sources(&self, n: u32) -> Vec<u32> {
         let f = self.influence();
         let anc = self.v.ancestors(n, &f);
-        let mut s: Vec<u32> = self
-            .untrusted
-            .iter()
-            .copied()
-            .filter(|u| anc.contains(u))
+        let mut s: Vec<u32> = anc
+            .into_iter()
+            .filter(|&u| self.g.node(u).kind == NodeKind::UntrustedSource)
             .collect();
         s.sort_unstable();
         s
@@ -989,13 +987,11 @@ fn tier_zero(cx: &mut Ctx) {
         if n.kind == NodeKind::UntrustedSource {
             continue;
         }
-        let anc = cx.v.ancestors(z, &all);
-        let mut sources: Vec<u32> = cx
-            .untrusted
-            .iter()
-            .copied()
-            .filter(|u| anc.contains(u))
-            .collect();
+        let mut sources: Vec<u32> =
+            cx.v.ancestors(z, &all)
+                .into_iter()
+                .filter(|&u| g.node(u).kind == NodeKind::UntrustedSource)
+                .collect();
         sources.sort_unstable();
         let src_names: Vec<&str> = sources.iter().map(|&s| cx.label(s)).collect();
         let mut f = Finding::new(

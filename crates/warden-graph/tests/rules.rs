@@ -428,3 +428,36 @@ fn edges_carry_their_source_location() {
         g.source_of(e)
     );
 }
+
+#[test]
+fn generated_organisation_has_the_documented_shape_per_team() {
+    use warden_graph::generate::{OrgShape, manifests};
+    let docs = manifests(OrgShape { teams: 3 });
+    let inv = Inventory::from_manifests(docs.iter().map(|(n, y)| (n.as_str(), y.as_str())))
+        .expect("generated manifests parse");
+    assert_eq!(inv.agents.len(), 3 * OrgShape::AGENTS_PER_TEAM);
+    let g = build(&inv, &EntitlementPolicy);
+    // ≈500 nodes and ≈2,500 edges per team (1M nodes / 5M edges at 2,000 teams).
+    let per_team_nodes = g.node_count() / 3;
+    let per_team_edges = g.edge_count() / 3;
+    assert!(
+        (400..=600).contains(&per_team_nodes),
+        "{per_team_nodes} nodes per team"
+    );
+    assert!(
+        (2000..=3000).contains(&per_team_edges),
+        "{per_team_edges} edges per team"
+    );
+    let fs = run(&g);
+    for rule in [
+        "graph.rule-of-two",
+        "graph.memory-poisoning",
+        "graph.orphaned-agent-privileged-reach",
+        "graph.identity-escalation",
+    ] {
+        assert!(
+            fs.iter().any(|f| f.finding.rule_id == rule),
+            "{rule} planted in the generated org"
+        );
+    }
+}
