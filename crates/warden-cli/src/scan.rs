@@ -118,11 +118,7 @@ impl Spinner {
     }
 }
 
-fn run_walk(
-    path: &Path,
-    opts: &ScanOptions,
-    progress_enabled: bool,
-) -> anyhow::Result<ScanOutput> {
+fn run_walk(path: &Path, opts: &ScanOptions, progress_enabled: bool) -> anyhow::Result<ScanOutput> {
     let scanner = SecretScanner::new();
     let progress = Arc::new(Progress::default());
     let spinner = Spinner::start(progress.clone(), progress_enabled);
@@ -179,16 +175,19 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         config_and_code: !args.secrets_only,
         bom: !args.secrets_only || args.bom.is_some(),
     };
-    let out = run_walk(&args.path, &opts, !args.no_progress && args.format == ScanFormat::Text)?;
+    let out = run_walk(
+        &args.path,
+        &opts,
+        !args.no_progress && args.format == ScanFormat::Text,
+    )?;
     let mut findings: Vec<Finding> = out.findings;
     let ai_bom = bom::build(&bom_name(&args.path), &out.facts);
-    if !args.secrets_only {
-        if let Some(policy) = policy_inventory
-            .as_ref()
-            .and_then(|inv| inv.settings.bom_policy.as_ref())
-        {
-            findings.extend(bom::check_policy(&ai_bom, policy));
-        }
+    if let Some(policy) = policy_inventory
+        .as_ref()
+        .and_then(|inv| inv.settings.bom_policy.as_ref())
+        .filter(|_| !args.secrets_only)
+    {
+        findings.extend(bom::check_policy(&ai_bom, policy));
     }
     finding::sort_findings(&mut findings);
     if let Some(p) = &args.bom {
@@ -198,11 +197,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(p) = &args.write_baseline {
         Baseline::from_findings(&findings).save(p)?;
-        eprintln!(
-            "wrote {} fingerprint(s) to {}",
-            findings.len(),
-            p.display()
-        );
+        eprintln!("wrote {} fingerprint(s) to {}", findings.len(), p.display());
         return Ok(output::EXIT_OK);
     }
     let baselined = baseline.as_ref().map_or(0, |b| b.filter(&mut findings));
@@ -235,7 +230,10 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&doc)?);
         }
         ScanFormat::Sarif => {
-            println!("{}", serde_json::to_string_pretty(&sarif::to_sarif(&findings))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&sarif::to_sarif(&findings))?
+            );
         }
     }
     Ok(output::findings_exit(&findings, args.fail_on))

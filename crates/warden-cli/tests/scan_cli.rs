@@ -32,7 +32,12 @@ const GH: &str = "ghp_R8x2Lq9Vt4Mn7Kp1Ws5Zc3Hb6Fd0Jg2Ya8Eu";
 fn scan_acme_finds_key_unpinned_server_and_shell_tool() {
     let acme = acme();
     let out = warden(&["scan", acme.to_str().unwrap(), "--format", "json"]);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc = json(&out);
     let findings = doc["findings"].as_array().unwrap();
     let has = |rule: &str, file: &str| {
@@ -40,17 +45,29 @@ fn scan_acme_finds_key_unpinned_server_and_shell_tool() {
             .iter()
             .any(|f| f["rule_id"] == rule && f["location"]["file"] == file)
     };
-    assert!(has("scan.secret.anthropic", "agents/support-triage/agent.py"));
+    assert!(has(
+        "scan.secret.anthropic",
+        "agents/support-triage/agent.py"
+    ));
     assert!(has("scan.mcp.unpinned-package", ".mcp.json"));
-    assert!(has("scan.code.shell-on-model-output", "agents/coding-agent/src/agent.ts"));
-    assert_eq!(doc["summary"]["total"].as_u64().unwrap() as usize, findings.len());
+    assert!(has(
+        "scan.code.shell-on-model-output",
+        "agents/coding-agent/src/agent.ts"
+    ));
+    assert_eq!(
+        doc["summary"]["total"].as_u64().unwrap() as usize,
+        findings.len()
+    );
     assert!(doc["stats"]["files_scanned"].as_u64().unwrap() > 10);
 
     // Text output: redacted secret, one block per finding, the summary line.
     let text = warden(&["scan", acme.to_str().unwrap(), "--no-progress"]);
     let stdout = String::from_utf8_lossy(&text.stdout);
     let source = std::fs::read_to_string(acme.join("agents/support-triage/agent.py")).unwrap();
-    let key = source.split('"').find(|s| s.starts_with("sk-ant-api03-")).unwrap();
+    let key = source
+        .split('"')
+        .find(|s| s.starts_with("sk-ant-api03-"))
+        .unwrap();
     assert!(!stdout.contains(key));
     assert!(stdout.contains("scan.secret.anthropic"));
     assert!(stdout.contains("scanned "));
@@ -63,7 +80,11 @@ fn sarif_output_is_a_2_1_0_log() {
     let doc = json(&out);
     assert_eq!(doc["version"], "2.1.0");
     let results = doc["runs"][0]["results"].as_array().unwrap();
-    assert!(results.iter().any(|r| r["ruleId"] == "scan.secret.anthropic"));
+    assert!(
+        results
+            .iter()
+            .any(|r| r["ruleId"] == "scan.secret.anthropic")
+    );
 }
 
 #[test]
@@ -77,7 +98,12 @@ fn fail_on_threshold_and_baseline() {
     // ...and an `info`-only tree passes.
     let clean = tempfile::tempdir().unwrap();
     std::fs::write(clean.path().join("ok.py"), "print('hello')\n").unwrap();
-    assert_eq!(warden(&["scan", clean.path().to_str().unwrap()]).status.code(), Some(0));
+    assert_eq!(
+        warden(&["scan", clean.path().to_str().unwrap()])
+            .status
+            .code(),
+        Some(0)
+    );
 
     let baseline = d.join("warden-baseline.json");
     let b = baseline.to_str().unwrap();
@@ -89,7 +115,11 @@ fn fail_on_threshold_and_baseline() {
     assert_eq!(doc["findings"].as_array().unwrap().len(), 0);
     assert_eq!(doc["baselined"], 1);
     // A new secret still fails CI.
-    std::fs::write(d.join("new.env"), "STRIPE_KEY=sk_live_4eC39HqLyjWDarjtT1zdp7dcQ\n").unwrap();
+    std::fs::write(
+        d.join("new.env"),
+        "STRIPE_KEY=sk_live_4eC39HqLyjWDarjtT1zdp7dcQ\n",
+    )
+    .unwrap();
     let again = warden(&["scan", p, "--baseline", b, "--format", "json"]);
     assert_eq!(again.status.code(), Some(1));
     let doc = json(&again);
@@ -109,7 +139,12 @@ fn unusable_input_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("baseline.json");
     std::fs::write(&bad, "{not json").unwrap();
-    let out = warden(&["scan", dir.path().to_str().unwrap(), "--baseline", bad.to_str().unwrap()]);
+    let out = warden(&[
+        "scan",
+        dir.path().to_str().unwrap(),
+        "--baseline",
+        bad.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("baseline"));
 }
@@ -117,7 +152,12 @@ fn unusable_input_exits_2() {
 #[test]
 fn bom_command_and_scan_bom_file() {
     let out = warden(&["bom", acme().to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc = json(&out);
     assert_eq!(doc["bomFormat"], "CycloneDX");
     assert_eq!(doc["specVersion"], "1.6");

@@ -372,20 +372,20 @@ fn toml_lock(text: &str, eco: &'static str, out: &mut Vec<PackageRef>) {
             name = None;
         } else if let Some(v) = t.strip_prefix("name = ") {
             name = Some((v.trim_matches('"').to_string(), i as u64 + 1));
-        } else if let Some(v) = t.strip_prefix("version = ") {
-            if let Some((n, l)) = name.take() {
-                out.push(PackageRef {
-                    ecosystem: eco,
-                    name: if eco == "pypi" {
-                        n.to_ascii_lowercase().replace('_', "-")
-                    } else {
-                        n
-                    },
-                    version: Some(v.trim_matches('"').to_string()),
-                    spec: None,
-                    line: l,
-                });
-            }
+        } else if let Some(v) = t.strip_prefix("version = ")
+            && let Some((n, l)) = name.take()
+        {
+            out.push(PackageRef {
+                ecosystem: eco,
+                name: if eco == "pypi" {
+                    n.to_ascii_lowercase().replace('_', "-")
+                } else {
+                    n
+                },
+                version: Some(v.trim_matches('"').to_string()),
+                spec: None,
+                line: l,
+            });
         }
     }
 }
@@ -403,20 +403,18 @@ fn cargo_toml(text: &str, out: &mut Vec<PackageRef>) {
             in_deps = t.ends_with("dependencies]");
             continue;
         }
-        if in_deps {
-            if let Some(c) = r.captures(t) {
-                let v = c.get(2).or(c.get(3)).map(|m| m.as_str().to_string());
-                out.push(PackageRef {
-                    ecosystem: "cargo",
-                    name: c[1].to_string(),
-                    version: v
-                        .as_ref()
-                        .filter(|v| v.starts_with('='))
-                        .map(|v| v.trim_start_matches('=').to_string()),
-                    spec: v.filter(|v| !v.starts_with('=')),
-                    line: i as u64 + 1,
-                });
-            }
+        if in_deps && let Some(c) = r.captures(t) {
+            let v = c.get(2).or(c.get(3)).map(|m| m.as_str().to_string());
+            out.push(PackageRef {
+                ecosystem: "cargo",
+                name: c[1].to_string(),
+                version: v
+                    .as_ref()
+                    .filter(|v| v.starts_with('='))
+                    .map(|v| v.trim_start_matches('=').to_string()),
+                spec: v.filter(|v| !v.starts_with('=')),
+                line: i as u64 + 1,
+            });
         }
     }
 }

@@ -142,10 +142,10 @@ pub fn parse_servers(rel: &Path, client: McpClient, text: &str) -> Result<Vec<Mc
 fn key_line(text: &str, key: &str) -> u64 {
     let needle = format!("\"{key}\"");
     for (i, l) in text.lines().enumerate() {
-        if let Some(p) = l.find(&needle) {
-            if l[p + needle.len()..].trim_start().starts_with(':') {
-                return i as u64 + 1;
-            }
+        if let Some(p) = l.find(&needle)
+            && l[p + needle.len()..].trim_start().starts_with(':')
+        {
+            return i as u64 + 1;
         }
     }
     1
@@ -314,21 +314,21 @@ pub fn check_config(
                 }
             }
         }
-        if let Some(url) = &s.url {
-            if is_remote_plain_http(url) {
-                out.push(
-                    Finding::new(
-                        "scan.mcp.plain-http",
-                        Severity::High,
-                        format!("MCP server `{}` is reached over plain HTTP", s.name),
-                    )
-                    .at(here.clone())
-                    .subject(&subject)
-                    .evidence(url.clone())
-                    .fix("use https:// for remote MCP servers")
-                    .owasp(&["ASI04", "ASI07"]),
-                );
-            }
+        if let Some(url) = &s.url
+            && is_remote_plain_http(url)
+        {
+            out.push(
+                Finding::new(
+                    "scan.mcp.plain-http",
+                    Severity::High,
+                    format!("MCP server `{}` is reached over plain HTTP", s.name),
+                )
+                .at(here.clone())
+                .subject(&subject)
+                .evidence(url.clone())
+                .fix("use https:// for remote MCP servers")
+                .owasp(&["ASI04", "ASI07"]),
+            );
         }
     }
     out
