@@ -25,7 +25,16 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         Ok(inv) => inv,
         Err(e) => return Ok(report_load_error(&e, args.format)),
     };
-    let findings = check::check(&inv);
+    // Policies are part of the inventory: invalid ones make it unusable (exit 2, file:line),
+    // and tools gated by an `@approval` permit count as covered by an approval.
+    let engine = match warden_policy::PolicyEngine::load(&inv) {
+        Ok(e) => e,
+        Err(e) => {
+            crate::policy::report_policy_error(&e, args.format);
+            return Ok(output::EXIT_UNUSABLE());
+        }
+    };
+    let findings = check::check_with(&inv, &engine.approval_gated_tools());
     match args.format {
         Format::Text => print!("{}", finding::render_text(&findings)),
         Format::Json => {

@@ -11,6 +11,7 @@ mod check;
 mod gateway;
 mod graph;
 mod output;
+mod policy;
 mod scan;
 mod token;
 mod up;
@@ -50,6 +51,8 @@ enum Command {
     Graph(graph::GraphArgs),
     /// All posture findings: governance checks and security-graph attack paths.
     Findings(graph::FindingsArgs),
+    /// Cedar policies: schema, validate, decide, test suites, what-if diff.
+    Policy(policy::PolicyArgs),
     /// Scan agent code and MCP configs: secrets, risky code and config, BOM policy.
     Scan(scan::ScanArgs),
     /// Write the AI bill of materials (CycloneDX 1.6 JSON).
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
         Command::Gateway(args) => gateway::run(args),
         Command::Graph(args) => graph::run_graph(args),
         Command::Findings(args) => graph::run_findings(args),
+        Command::Policy(args) => policy::run(args),
         Command::Scan(args) => scan::run(args),
         Command::Bom(args) => scan::run_bom(args),
     };

@@ -39,7 +39,9 @@ pub struct ApprovalRequirement {
     pub separation_of_duties: bool,
     /// Inventory approval rules that apply (ids), if any.
     pub rules: Vec<String>,
-    /// Ids of the permits carrying `@approval` that determined this requirement.
+    /// Ids of the permits carrying `@approval` that determined this requirement
+    /// (JSON `approval_policies`, since a decision's `policies` lists all determining policies).
+    #[serde(rename = "approval_policies")]
     pub policies: Vec<String>,
 }
 

@@ -40,6 +40,11 @@ pub struct Change {
     pub tool: String,
     pub before: PairSummary,
     pub after: PairSummary,
+    /// For probed pairs: the first probe whose outcome differs, `{probe, before, after}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_difference: Option<serde_json::Value>,
+    /// How many probes differ (0 when not probed).
+    pub differing_probes: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -216,48 +221,64 @@ fn probes(engines: &[&PolicyEngine], tool: &ToolRef) -> Vec<Probe> {
     out
 }
 
-fn summarise(engine: &PolicyEngine, agent: &str, tool: &ToolRef, probes: &[Probe]) -> PairSummary {
-    let fixed = |o: &str, approvers: Vec<String>| PairSummary {
+fn fixed(reach: &Reachability) -> Option<PairSummary> {
+    let f = |o: &str, approvers: Vec<String>| PairSummary {
         outcome: o.into(),
         outcomes: vec![o.into()],
         approvers,
         examples: BTreeMap::new(),
     };
-    match engine.could_allow(agent, tool) {
-        Reachability::Never => return fixed("deny", vec![]),
-        Reachability::Always => return fixed("allow", vec![]),
-        Reachability::NeedsApproval { approvers } => return fixed("needs_approval", approvers),
-        Reachability::Conditional { .. } => {}
+    match reach {
+        Reachability::Never => Some(f("deny", vec![])),
+        Reachability::Always => Some(f("allow", vec![])),
+        Reachability::NeedsApproval { approvers } => Some(f("needs_approval", approvers.clone())),
+        Reachability::Conditional { .. } => None,
     }
+}
+
+fn probe_json(p: &Probe) -> serde_json::Value {
+    serde_json::json!({
+        "args": p.args, "tainted": p.tainted, "delegation_depth": p.depth,
+        "time": p.time.to_rfc3339(),
+    })
+}
+
+fn decide_probe(
+    engine: &PolicyEngine,
+    agent: &str,
+    tool: &ToolRef,
+    p: &Probe,
+) -> (String, Vec<String>) {
+    let d = engine.decide(&Request {
+        agent: agent.to_string(),
+        delegation_chain: (0..p.depth)
+            .map(|i| format!("probe-delegate-{i}"))
+            .collect(),
+        root_human: None,
+        tool: tool.clone(),
+        args: serde_json::Value::Object(p.args.clone()),
+        session: SessionState {
+            tainted: p.tainted,
+            taint_sources: vec![],
+        },
+        time: p.time,
+    });
+    let approvers = d
+        .outcome
+        .approval()
+        .map(|a| a.approvers.clone())
+        .unwrap_or_default();
+    (d.outcome.as_str().to_string(), approvers)
+}
+
+fn summary_of(results: &[(String, Vec<String>)], probes: &[Probe]) -> PairSummary {
     let mut outcomes = BTreeSet::new();
     let mut approvers = BTreeSet::new();
     let mut examples = BTreeMap::new();
-    for p in probes {
-        let d = engine.decide(&Request {
-            agent: agent.to_string(),
-            delegation_chain: (0..p.depth)
-                .map(|i| format!("probe-delegate-{i}"))
-                .collect(),
-            root_human: None,
-            tool: tool.clone(),
-            args: serde_json::Value::Object(p.args.clone()),
-            session: SessionState {
-                tainted: p.tainted,
-                taint_sources: vec![],
-            },
-            time: p.time,
-        });
-        let o = d.outcome.as_str().to_string();
-        if let Some(a) = d.outcome.approval() {
-            approvers.extend(a.approvers.iter().cloned());
-        }
-        examples.entry(o.clone()).or_insert_with(|| {
-            serde_json::json!({
-                "args": p.args, "tainted": p.tainted, "delegation_depth": p.depth,
-                "time": p.time.to_rfc3339(),
-            })
-        });
-        outcomes.insert(o);
+    for ((o, a), p) in results.iter().zip(probes) {
+        approvers.extend(a.iter().cloned());
+        examples.entry(o.clone()).or_insert_with(|| probe_json(p));
+        outcomes.insert(o.clone());
     }
     let outcomes: Vec<String> = outcomes.into_iter().collect();
     PairSummary {
@@ -273,6 +294,10 @@ fn summarise(engine: &PolicyEngine, agent: &str, tool: &ToolRef, probes: &[Probe
 }
 
 /// Compares two engines loaded from the same inventory with different policies.
+///
+/// A pair changes when its summary differs, or, for probed pairs, when any probe's outcome
+/// or approvers differ (so moving a threshold inside "depends" is still a change, shown with
+/// the first probe that differs).
 pub fn diff(inv: &Inventory, before: &PolicyEngine, after: &PolicyEngine) -> DiffReport {
     let mut changes = Vec::new();
     let mut pairs = 0;
@@ -281,23 +306,46 @@ pub fn diff(inv: &Inventory, before: &PolicyEngine, after: &PolicyEngine) -> Dif
     for agent in inv.agents.keys() {
         for tool in &tools {
             pairs += 1;
-            let conditional = |e: &PolicyEngine| {
-                matches!(e.could_allow(agent, tool), Reachability::Conditional { .. })
+            let (rb, ra) = (
+                before.could_allow(agent, tool),
+                after.could_allow(agent, tool),
+            );
+            let change = match (fixed(&rb), fixed(&ra)) {
+                (Some(b), Some(a)) => (b != a).then_some((b, a, None, 0)),
+                _ => {
+                    probed_pairs += 1;
+                    let ps = probes(&[before, after], tool);
+                    let rb: Vec<_> = ps
+                        .iter()
+                        .map(|p| decide_probe(before, agent, tool, p))
+                        .collect();
+                    let ra: Vec<_> = ps
+                        .iter()
+                        .map(|p| decide_probe(after, agent, tool, p))
+                        .collect();
+                    let differing: Vec<usize> =
+                        (0..ps.len()).filter(|i| rb[*i] != ra[*i]).collect();
+                    differing.first().map(|i| {
+                        (
+                            summary_of(&rb, &ps),
+                            summary_of(&ra, &ps),
+                            Some(serde_json::json!({
+                                "probe": probe_json(&ps[*i]),
+                                "before": rb[*i].0, "after": ra[*i].0,
+                            })),
+                            differing.len(),
+                        )
+                    })
+                }
             };
-            let ps = if conditional(before) || conditional(after) {
-                probed_pairs += 1;
-                probes(&[before, after], tool)
-            } else {
-                Vec::new()
-            };
-            let b = summarise(before, agent, tool, &ps);
-            let a = summarise(after, agent, tool, &ps);
-            if a.outcomes != b.outcomes || a.approvers != b.approvers {
+            if let Some((b, a, first_difference, differing_probes)) = change {
                 changes.push(Change {
                     agent: agent.clone(),
                     tool: tool.qualified(),
                     before: b,
                     after: a,
+                    first_difference,
+                    differing_probes,
                 });
             }
         }

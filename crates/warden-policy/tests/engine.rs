@@ -393,3 +393,67 @@ fn utc_time_fields() {
     );
     assert!(UtcTime::parse_rfc3339("yesterday").is_err());
 }
+
+#[test]
+fn diff_reports_threshold_moves_and_removed_rules() {
+    let mut inv = Inventory::from_manifests([("org.yaml", ORG)]).unwrap();
+    inv.policies.push(PolicyFile {
+        path: "p.cedar".into(),
+        text: POLICIES.into(),
+    });
+    let before = PolicyEngine::load(&inv).unwrap();
+    // Threshold 500 → 1000, and no approval for tainted external sends.
+    let changed = POLICIES
+        .replace("amount > 500", "amount > 1000")
+        .replace("when { context.session.tainted }", "when { false }");
+    let after = PolicyEngine::load_with_policies(
+        &inv,
+        &[PolicyFile {
+            path: "q.cedar".into(),
+            text: changed,
+        }],
+    )
+    .unwrap();
+    let report = warden_policy::diff::diff(&inv, &before, &after);
+    let find = |a: &str, t: &str| {
+        report
+            .changes
+            .iter()
+            .find(|c| c.agent == a && c.tool == t)
+            .unwrap_or_else(|| panic!("no change for {a} {t}: {report:#?}"))
+    };
+    let refund = find("refunder", "pay.refund");
+    assert_eq!(refund.before.outcome, "depends");
+    let fd = refund.first_difference.as_ref().unwrap();
+    let amount = fd["probe"]["args"]["amount"].as_i64().unwrap();
+    assert!((501..=1000).contains(&amount), "{fd}");
+    assert_eq!(
+        (fd["before"].as_str(), fd["after"].as_str()),
+        (Some("needs_approval"), Some("allow"))
+    );
+    // mail.send keeps needing approval but only from the rule now: approvals required differ
+    // not approvers, so no change there; nothing else changes.
+    assert!(
+        report.changes.iter().all(|c| c.tool == "pay.refund"),
+        "{report:#?}"
+    );
+    // Identical policy sets: no change at all.
+    let same = warden_policy::diff::diff(&inv, &before, &before);
+    assert!(same.changes.is_empty());
+    assert!(same.probed_pairs > 0);
+}
+
+#[test]
+fn decision_json_has_one_policies_key() {
+    let d = engine().decide(&req(
+        "refunder",
+        "pay.refund",
+        json!({"charge_id": "c", "amount": 900}),
+    ));
+    let text = serde_json::to_string(&d).unwrap();
+    assert_eq!(text.matches("\"policies\"").count(), 1, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["outcome"], "needs_approval");
+    assert_eq!(v["approval_policies"], json!(["big-refunds"]));
+    assert_eq!(v["policies"][0]["id"], "big-refunds");
+}
