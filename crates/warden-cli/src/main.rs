@@ -10,6 +10,7 @@ mod audit;
 mod check;
 mod gateway;
 mod graph;
+mod inspect;
 mod output;
 mod policy;
 mod scan;
@@ -57,6 +58,8 @@ enum Command {
     Scan(scan::ScanArgs),
     /// Write the AI bill of materials (CycloneDX 1.6 JSON).
     Bom(scan::BomArgs),
+    /// Run the detectors on content: injection in text, poisoning in tool definitions, redaction.
+    Inspect(inspect::InspectArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::Policy(args) => policy::run(args),
         Command::Scan(args) => scan::run(args),
         Command::Bom(args) => scan::run_bom(args),
+        Command::Inspect(args) => inspect::run(args),
     };
     match result {
         Ok(code) => code,

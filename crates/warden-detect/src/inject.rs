@@ -63,6 +63,22 @@ pub struct InjectionConfig {
     pub suspicious_threshold: f64,
     /// How many times encoded segments inside decoded segments are decoded again.
     pub max_decode_depth: u8,
+    /// The classifier's raw probability that counts as score 0.5 (see [`calibrate`]).
+    pub classifier_calibration: f64,
+}
+
+/// Default [`InjectionConfig::classifier_calibration`], chosen on a development split
+/// (docs/detect.md): the classifier alone reaches `injection` only when it is this sure.
+pub const DEFAULT_CLASSIFIER_CALIBRATION: f64 = 0.98;
+
+/// Maps the classifier's raw probability to the detector's score scale: piecewise linear,
+/// `0 → 0`, `calibration → 0.5`, `1 → 1`, monotonic.
+pub fn calibrate(raw: f64, calibration: f64) -> f64 {
+    if raw >= calibration {
+        0.5 + 0.5 * (raw - calibration) / (1.0 - calibration).max(1e-9)
+    } else {
+        0.5 * raw / calibration.max(1e-9)
+    }
 }
 
 /// The default decision threshold, chosen on the evaluation set (docs/detect.md).
@@ -74,6 +90,7 @@ impl Default for InjectionConfig {
             threshold: DEFAULT_THRESHOLD,
             suspicious_threshold: 0.3,
             max_decode_depth: 2,
+            classifier_calibration: DEFAULT_CLASSIFIER_CALIBRATION,
         }
     }
 }
@@ -183,8 +200,11 @@ impl InjectionDetector {
             out.push(Evidence {
                 kind: "classifier",
                 rule: "classifier".to_string(),
-                message: "the classifier's highest-scoring window".to_string(),
-                score: w.score,
+                message: format!(
+                    "the classifier's highest-scoring window (probability {:.4})",
+                    w.score
+                ),
+                score: calibrate(w.score, self.config.classifier_calibration),
                 start: gs,
                 end: ge,
                 snippet: snippet(&text[s..e]),
@@ -356,6 +376,15 @@ fn hexval(c: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calibration_is_monotonic_and_pins_the_midpoint() {
+        assert_eq!(calibrate(0.98, 0.98), 0.5);
+        assert_eq!(calibrate(0.0, 0.98), 0.0);
+        assert_eq!(calibrate(1.0, 0.98), 1.0);
+        let xs: Vec<f64> = (0..=100).map(|i| calibrate(i as f64 / 100.0, 0.9)).collect();
+        assert!(xs.windows(2).all(|w| w[0] <= w[1]));
+    }
 
     #[test]
     fn plain_business_text_is_clean() {

@@ -139,8 +139,8 @@ pub static INJECTION_RULES: &[RuleDef] = &[
         id: "inject.ignore-instructions",
         message: "tells the model to ignore or override its instructions",
         score: 0.97,
-        keywords: &["ignore", "disregard", "forget", "override", "bypass", "skip"],
-        pattern: r"\b(ignore|disregard|forget|override|bypass|skip)\b[^.\n]{0,40}?\b(previous|prior|above|earlier|preceding|all|any|your|the|system|original|initial|existing)\b[^.\n]{0,30}?\b(instructions?|prompts?|directives?|rules|guidelines|guardrails|commands?|constraints|programming|safety)\b",
+        keywords: &["ignore", "disregard", "forget", "override", "bypass", "skip", "set aside", "drop", "abandon", "stop what"],
+        pattern: r"(\b(ignore|disregard|forget|override|bypass|skip|set aside|drop|abandon)\b[^.\n]{0,40}?\b(previous|prior|above|earlier|preceding|all|any|your|the|system|original|initial|existing)\b[^.\n]{0,30}?\b(instructions?|prompts?|directives?|rules|guidelines|guidance|guardrails|commands?|constraints|programming|safety|task)\b|\bstop what you are doing\b)",
     },
     RuleDef {
         id: "inject.new-instructions",
@@ -154,7 +154,7 @@ pub static INJECTION_RULES: &[RuleDef] = &[
         message: "addresses the AI model reading the content",
         score: 0.9,
         keywords: &["ai", "assistant", "agent", "llm", "model", "chatgpt", "claude", "gpt", "copilot", "gemini", "bot"],
-        pattern: r"\b((attention|note|message|instructions?|reminder|notice|memo)\s+(to|for)\s+(the\s+|any\s+|all\s+)?(ai|llm|assistants?|ai agents?|agents? reading|language models?|chatbots?|models?|bots?)\b|(dear|hey|hello|hi)\s+(ai|assistant|llm|chatgpt|claude|gpt|copilot|gemini|bot)\b|if you are an?\s+(ai|llm|large language model|language model|assistant|ai agent|autonomous agent|bot)\b|\b(ai|llm|assistant|agent|model)s?\s+(reading|processing|summari[sz]ing|parsing|analy[sz]ing)\s+this\b)",
+        pattern: r"\b((attention|note|message|instructions?|reminder|notice|memo)\s+(to|for)\s+(the\s+|any\s+|all\s+)?(ai|llm|assistants?|ai agents?|agents? reading|language models?|chatbots?|models?|bots?)\b|(dear|hey|hello|hi)\s+(ai|assistant|llm|chatgpt|claude|gpt|copilot|gemini|bot)\b|if you are an?\s+(ai|llm|large language model|language model|assistant|ai agent|autonomous agent|bot)\b|\b(ai|llm|assistant|agent|model)s?\s+(reading|processing|summari[sz]ing|parsing|analy[sz]ing)\s+this\b|\b(assistant|ai|llm|agent|chatbot|model)\s*,\s+(when|before|after|please|you|ignore|do|make|now)\b|\b(to|for)\s+(any|all|every|each)\s+(ai|llm|automated|autonomous)\s+(agents?|assistants?|tools?|systems?|models?)\b|\b(ai|llm|assistant|agent|model)\s+(instructions?|directives?|commands?)\b)",
     },
     RuleDef {
         id: "inject.chat-template",
@@ -189,7 +189,7 @@ pub static INJECTION_RULES: &[RuleDef] = &[
         message: "asks the model to hide something from the user",
         score: 0.88,
         keywords: &["user", "human", "anyone", "customer", "operator"],
-        pattern: r"(\b(do not|don't|dont|never|without)\s+(tell(ing)?|inform(ing)?|notify(ing)?|mention(ing)?|alert(ing)?|reveal(ing)?|show(ing)?|asking|ask)\s+(this\s+(to\s+)?)?(the\s+)?(user|human|customer|operator|anyone)\b|\b(user|human)\s+(must|should|will)\s+(not|never)\s+(know|see|find out|be told|notice)\b)",
+        pattern: r"(\b(do not|don't|dont|never|without)\s+(tell(ing)?|inform(ing)?|notify(ing)?|mention(ing)?|alert(ing)?|reveal(ing)?|show(ing)?|asking|ask)\s+(\w+\s+){0,3}?(to\s+)?(the\s+)?(user|human|customer|operator|anyone)\b|\b(user|human)\s+(must|should|will)\s+(not|never)\s+(know|see|find out|be told|notice)\b)",
     },
     RuleDef {
         id: "inject.exfiltration",
@@ -209,8 +209,22 @@ pub static INJECTION_RULES: &[RuleDef] = &[
         id: "inject.tool-directive",
         message: "directs the model to act without the user",
         score: 0.75,
-        keywords: &["immediately", "silently", "quietly", "secretly", "automatically", "without asking", "without confirmation"],
-        pattern: r"(\b(immediately|silently|quietly|secretly|automatically)\s+(call|invoke|run|execute|send|forward|delete|transfer|email|wire|approve|grant)\b|\bwithout\s+(asking|confirmation|confirming|approval|user approval)\b)",
+        keywords: &["immediately", "silently", "quietly", "secretly", "automatically", "without asking", "without confirmation", "tool"],
+        pattern: r"(\b(immediately|silently|quietly|secretly|automatically)\s+(call|invoke|run|execute|send|forward|delete|transfer|email|wire|approve|grant)\b|\bwithout\s+(asking|confirmation|confirming|approval|user approval)\b|\buse your tools to\b|\b(call|invoke|use)\s+the\s+[\w.-]+\s+tool\s+(and|to)\b)",
+    },
+    RuleDef {
+        id: "inject.false-authority",
+        message: "claims authority to give the model orders",
+        score: 0.8,
+        keywords: &["ceo", "cfo", "admin", "security team", "compliance", "it department", "owner", "developer"],
+        pattern: r"\b(i am|this is|we are|as)\s+(the\s+)?(ceo|cfo|admin(istrator)?|security team|compliance team|it department|system owner|site owner|developers?)\b[^\n]{0,120}?(\b(you|assistants?|agents?|ai|models?|tools?)\b[^.\n]{0,40}?\b(must|should|are required|required|authori[sz]ed?|authori[sz]ing)\b|\b(require|instruct|order|authori[sz]e|direct)s?\s+(all\s+|any\s+|the\s+)?(you|assistants?|agents?|ai|models?|tools?)\b)",
+    },
+    RuleDef {
+        id: "inject.fake-directive",
+        message: "a fake administrative directive or mode switch",
+        score: 0.85,
+        keywords: &["directive", "mode", "instructions"],
+        pattern: r"(\b(begin|start)\s+(admin|system|security|override|developer)\s+(directive|instructions?|message|mode)\b|\b(security|admin|developer|maintenance|god|debug|jailbreak)\s+mode\s+(is\s+)?(enabled|activated|on)\b)",
     },
     RuleDef {
         id: "inject.sensitive-read",
@@ -240,7 +254,7 @@ pub static POISON_RULES: &[RuleDef] = &[
         message: "asks the model to hide something from the user",
         score: 0.92,
         keywords: &[],
-        pattern: r"(\b(do not|don't|dont|never|without)\s+(tell(ing)?|inform(ing)?|notify(ing)?|mention(ing)?|alert(ing)?|reveal(ing)?|show(ing)?|explain(ing)?|disclos(e|ing)|let(ting)?)\s+(this\s+|it\s+|that\s+)?(to\s+)?(the\s+)?(user|human|customer|operator|anyone|them)\b|\b(hide|conceal|keep)\b[^.\n]{0,40}\bfrom\s+the\s+(user|human)\b|\b(user|human)\b[^.\n]{0,20}\b(must not|should not|shouldn't|mustn't|doesn't need to|does not need to|need not|won't|will not)\s+(know|see|notice|be (told|informed|aware))\b|\b(silently|secretly|covertly|quietly)\b[^.\n]{0,30}\b(read|send|include|add|pass|forward|copy|change|set|call|append|upload)\b)",
+        pattern: r"(\b(do not|don't|dont|never|without)\s+(tell(ing)?|inform(ing)?|notify(ing)?|mention(ing)?|alert(ing)?|reveal(ing)?|show(ing)?|explain(ing)?|disclos(e|ing)|let(ting)?)\s+(\w+\s+){0,3}?(to\s+)?(the\s+)?(user|human|customer|operator|anyone|them)\b|\b(hide|conceal|keep)\b[^.\n]{0,40}\bfrom\s+the\s+(user|human)\b|\b(user|human)\b[^.\n]{0,20}\b(must not|should not|shouldn't|mustn't|doesn't need to|does not need to|need not|won't|will not)\s+(know|see|notice|be (told|informed|aware))\b|\b(silently|secretly|covertly|quietly)\b[^.\n]{0,30}\b(read|send|include|add|pass|forward|copy|change|set|call|append|upload)\b)",
     },
     RuleDef {
         id: "poison.sensitive-file",
