@@ -54,20 +54,25 @@ def main():
                 pass
     paths_s = time.perf_counter() - t
 
+    t = time.perf_counter()
+    radius = sum(len(nx.descendants(g, a)) for a in q["agents"])
+    radius_s = time.perf_counter() - t
+
     rows = [
         ("multi-source reachability", rust["reach_count"], len(reach), rust["reach_s"], reach_s),
         ("BFS hop distances (pairs/sum)", f'{rust["pairs"]}/{rust["hop_sum"]}', f"{pairs}/{hop_sum}", rust["sp_s"], sp_s),
         ("shortest path per pair", rust["paths_found"], found, rust["paths_s"], paths_s),
+        ("blast radius of every agent (sum)", rust["radius_sum"], radius, rust["radius_s"], radius_s),
     ]
     print(f'graph: {rust["nodes"]} nodes, {rust["traversable_edges"]} traversable edges '
           f'({rust["edges"]} in all); {len(sources)} untrusted sources, {len(targets)} tier-zero targets; '
           f'networkx load {load_s:.2f} s (not in the table)')
-    print(f'{"query":32} {"warden result":>16} {"networkx result":>16} {"warden s":>10} {"networkx s":>11} {"speed-up":>9}')
+    print(f'{"query":34} {"warden result":>16} {"networkx result":>16} {"warden s":>10} {"networkx s":>11} {"speed-up":>9}')
     ok = True
     for name, a, b, ta, tb in rows:
         same = str(a) == str(b)
         ok &= same
-        print(f"{name:32} {str(a):>16} {str(b):>16} {ta:10.4f} {tb:11.4f} {tb / max(ta, 1e-9):8.1f}x" + ("" if same else "  MISMATCH"))
+        print(f"{name:34} {str(a):>16} {str(b):>16} {ta:10.4f} {tb:11.4f} {tb / max(ta, 1e-9):8.1f}x" + ("" if same else "  MISMATCH"))
     sys.exit(0 if ok else 1)
 
 

@@ -3,7 +3,7 @@
 # Needs scripts/deps.d/70-graph.sh (networkx in target/deps/graph-venv).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-teams="${1:-37}"
+teams="${1:-49}"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 py="$root/target/deps/graph-venv/bin/python"

@@ -10,6 +10,28 @@ use warden_core::Inventory;
 use warden_graph::generate::{OrgShape, manifests};
 use warden_graph::{EntitlementPolicy, Graph, Options, View, build, findings};
 
+/// CPU seconds (user + system) this process has used: the machine is shared, so wall-clock
+/// times alone overstate the cost when other jobs run.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields 14 and 15 of /proc/PID/stat (utime, stime) in clock ticks (100 per second).
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
+    let (c, w) = (cpu_secs(), std::time::Instant::now());
+    let out = f();
+    eprintln!(
+        "{what}: {:.2} s wall, {:.2} s CPU",
+        w.elapsed().as_secs_f64(),
+        cpu_secs() - c
+    );
+    out
+}
+
 fn teams() -> usize {
     std::env::var("WARDEN_GRAPH_TEAMS")
         .ok()
@@ -46,14 +68,14 @@ fn graph() -> &'static Graph {
 #[divan::bench(sample_count = 1, sample_size = 1)]
 fn build_graph(bencher: divan::Bencher) {
     let inv = inventory();
-    bencher.bench(|| build(inv, &EntitlementPolicy));
+    bencher.bench(|| timed("build", || build(inv, &EntitlementPolicy)));
 }
 
 #[divan::bench(sample_count = 1, sample_size = 1)]
 fn all_findings(bencher: divan::Bencher) {
     let g = graph();
     bencher.bench(|| {
-        let fs = findings(&View::new(g), &Options::default());
+        let fs = timed("findings", || findings(&View::new(g), &Options::default()));
         eprintln!("{} findings", fs.len());
         fs
     });

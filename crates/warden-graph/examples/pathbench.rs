@@ -15,7 +15,7 @@ use warden_graph::{EntitlementPolicy, NodeKind, View, build};
 fn main() {
     let mut args = std::env::args().skip(1);
     let out = std::path::PathBuf::from(args.next().expect("usage: pathbench OUTDIR [TEAMS]"));
-    let teams: usize = args.next().and_then(|t| t.parse().ok()).unwrap_or(37);
+    let teams: usize = args.next().and_then(|t| t.parse().ok()).unwrap_or(49);
     std::fs::create_dir_all(&out).expect("create OUTDIR");
     let docs = manifests(OrgShape { teams });
     let inv = Inventory::from_manifests(docs.iter().map(|(n, y)| (n.as_str(), y.as_str())))
@@ -88,13 +88,25 @@ fn main() {
     }
     let paths_s = t.elapsed().as_secs_f64();
 
-    let q = serde_json::json!({"sources": sources, "targets": targets});
+    // 4. Blast radius of every agent: nodes reachable from it (one BFS per agent).
+    let agents: Vec<u32> = (0..g.node_count() as u32)
+        .filter(|&n| g.node(n).kind == NodeKind::Agent)
+        .collect();
+    let t = Instant::now();
+    let mut radius_sum = 0usize;
+    for &a in &agents {
+        radius_sum += v.descendants(a, &all).len() - 1;
+    }
+    let radius_s = t.elapsed().as_secs_f64();
+
+    let q = serde_json::json!({"sources": sources, "targets": targets, "agents": agents});
     std::fs::write(out.join("queries.json"), q.to_string()).unwrap();
     let r = serde_json::json!({
         "nodes": g.node_count(), "edges": g.edge_count(), "traversable_edges": trav.len(),
         "reach_count": reach_count, "reach_s": reach_s,
         "pairs": pairs, "hop_sum": hop_sum, "sp_s": sp_s,
         "paths_found": found, "paths_s": paths_s,
+        "radius_sum": radius_sum, "radius_s": radius_s,
     });
     std::fs::write(out.join("rust.json"), r.to_string()).unwrap();
     println!("{r}");

@@ -464,9 +464,22 @@ fn secret_refs(v: &str) -> Vec<String> {
     out
 }
 
+/// A builder sized for an inventory (avoids rehashing millions of edges).
+fn builder_for(inv: &Inventory) -> GraphBuilder {
+    let tools: usize = inv.connectors.values().map(|c| c.tools.len()).sum();
+    let nodes = inv.humans.len()
+        + inv.groups.len()
+        + inv.identities.len()
+        + inv.agents.len()
+        + inv.connectors.len()
+        + inv.resources.len()
+        + tools;
+    GraphBuilder::with_capacity(nodes, nodes * 5)
+}
+
 /// Builds the graph of an inventory under the given invocation policy.
 pub fn build(inv: &Inventory, policy: &dyn InvokePolicy) -> Graph {
-    let mut b = GraphBuilder::new();
+    let mut b = builder_for(inv);
     add_inventory(&mut b, inv, policy);
     b.finish()
 }
@@ -477,7 +490,7 @@ pub fn build_with_iam(
     policy: &dyn InvokePolicy,
     iam: Option<&Path>,
 ) -> Result<Graph, crate::GraphError> {
-    let mut b = GraphBuilder::new();
+    let mut b = builder_for(inv);
     add_inventory(&mut b, inv, policy);
     if let Some(p) = iam {
         let export = crate::iam::IamExport::load(p)?;
