@@ -26,7 +26,10 @@ pub enum GatewayAction {
 /// - `injection` → the connector's action; when the connector does not say, `Taint`
 ///   (secure by default: the session is marked so that policies can require approval for
 ///   later `external_send` calls, without breaking the agent's task).
-pub fn action_for(report: &InjectionReport, on_injection: Option<InjectionAction>) -> GatewayAction {
+pub fn action_for(
+    report: &InjectionReport,
+    on_injection: Option<InjectionAction>,
+) -> GatewayAction {
     match report.verdict {
         Verdict::Clean => GatewayAction::Pass,
         Verdict::Suspicious => GatewayAction::Flag,

@@ -26,15 +26,16 @@ fn walk(v: &Value, ptr: String, depth: u8, out: &mut Vec<TextPart>) {
     match v {
         Value::String(s) => {
             let t = s.trim_start();
-            if depth < MAX_JSON_DEPTH && (t.starts_with('{') || t.starts_with('[')) {
-                if let Ok(inner) = serde_json::from_str::<Value>(s) {
-                    if !inner.is_string() {
+            if depth < MAX_JSON_DEPTH && (t.starts_with('{') || t.starts_with('['))
+                && let Ok(inner) = serde_json::from_str::<Value>(s)
+                    && !inner.is_string() {
                         walk(&inner, format!("{ptr}#json"), depth + 1, out);
                         return;
                     }
-                }
-            }
-            out.push(TextPart { pointer: ptr, text: s.clone() });
+            out.push(TextPart {
+                pointer: ptr,
+                text: s.clone(),
+            });
         }
         Value::Array(a) => {
             for (i, x) in a.iter().enumerate() {
@@ -44,10 +45,18 @@ fn walk(v: &Value, ptr: String, depth: u8, out: &mut Vec<TextPart>) {
         Value::Object(m) => {
             for (k, x) in m {
                 // Binary payloads and identifiers are not prose for the model.
-                if matches!(k.as_str(), "blob" | "data" | "mimeType" | "type" | "uri" | "_meta") {
+                if matches!(
+                    k.as_str(),
+                    "blob" | "data" | "mimeType" | "type" | "uri" | "_meta"
+                ) {
                     continue;
                 }
-                walk(x, format!("{ptr}/{}", k.replace('~', "~0").replace('/', "~1")), depth, out);
+                walk(
+                    x,
+                    format!("{ptr}/{}", k.replace('~', "~0").replace('/', "~1")),
+                    depth,
+                    out,
+                );
             }
         }
         _ => {}

@@ -69,7 +69,7 @@ pub struct InjectionConfig {
 
 /// Default [`InjectionConfig::classifier_calibration`], chosen on a development split
 /// (docs/detect.md): the classifier alone reaches `injection` only when it is this sure.
-pub const DEFAULT_CLASSIFIER_CALIBRATION: f64 = 0.98;
+pub const DEFAULT_CLASSIFIER_CALIBRATION: f64 = 0.9;
 
 /// Maps the classifier's raw probability to the detector's score scale: piecewise linear,
 /// `0 → 0`, `calibration → 0.5`, `1 → 1`, monotonic.
@@ -305,13 +305,22 @@ pub(crate) fn encoded_segments(text: &str) -> Vec<Segment> {
         let run = &text[start..i];
         if has_pct && run.len() >= 9 {
             if let Some(d) = percent_decode(run) {
-                out.push(Segment { start, end: i, encoding: "url", decoded: d });
+                out.push(Segment {
+                    start,
+                    end: i,
+                    encoding: "url",
+                    decoded: d,
+                });
             }
-        } else if !has_pct && run.len() >= MIN_B64 && has_upper && has_lower {
-            if let Some(d) = base64_text(run) {
-                out.push(Segment { start, end: i, encoding: "base64", decoded: d });
+        } else if !has_pct && run.len() >= MIN_B64 && has_upper && has_lower
+            && let Some(d) = base64_text(run) {
+                out.push(Segment {
+                    start,
+                    end: i,
+                    encoding: "base64",
+                    decoded: d,
+                });
             }
-        }
     }
     // Percent-encoded text with spaces encoded as `+` or `%20` often spans words: also try
     // the whole text when it is mostly escapes.
@@ -325,13 +334,11 @@ fn base64_text(run: &str) -> Option<String> {
         &base64::engine::general_purpose::URL_SAFE_NO_PAD,
     ];
     for eng in engines {
-        if let Ok(bytes) = eng.decode(trimmed) {
-            if let Ok(s) = String::from_utf8(bytes) {
-                if printable(&s) {
+        if let Ok(bytes) = eng.decode(trimmed)
+            && let Ok(s) = String::from_utf8(bytes)
+                && printable(&s) {
                     return Some(s);
                 }
-            }
-        }
     }
     None
 }
@@ -351,14 +358,13 @@ fn percent_decode(run: &str) -> Option<String> {
     let mut escapes = 0;
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hexval(b[i + 1]), hexval(b[i + 2])) {
+        if b[i] == b'%' && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hexval(b[i + 1]), hexval(b[i + 2])) {
                 out.push(h * 16 + l);
                 escapes += 1;
                 i += 3;
                 continue;
             }
-        }
         out.push(if b[i] == b'+' { b' ' } else { b[i] });
         i += 1;
     }
@@ -382,14 +388,17 @@ mod tests {
         assert_eq!(calibrate(0.98, 0.98), 0.5);
         assert_eq!(calibrate(0.0, 0.98), 0.0);
         assert_eq!(calibrate(1.0, 0.98), 1.0);
-        let xs: Vec<f64> = (0..=100).map(|i| calibrate(i as f64 / 100.0, 0.9)).collect();
+        let xs: Vec<f64> = (0..=100)
+            .map(|i| calibrate(i as f64 / 100.0, 0.9))
+            .collect();
         assert!(xs.windows(2).all(|w| w[0] <= w[1]));
     }
 
     #[test]
     fn plain_business_text_is_clean() {
         let d = InjectionDetector::default();
-        let r = d.inspect("Hi team, the invoice for October is attached. Payment is due on the 30th.");
+        let r =
+            d.inspect("Hi team, the invoice for October is attached. Payment is due on the 30th.");
         assert_eq!(r.verdict, Verdict::Clean, "{r:?}");
     }
 
@@ -400,7 +409,10 @@ mod tests {
         let r = d.inspect(text);
         assert_eq!(r.verdict, Verdict::Injection);
         let e = &r.evidence[0];
-        assert!(text[e.start..e.end].to_lowercase().contains("ignore"), "{e:?}");
+        assert!(
+            text[e.start..e.end].to_lowercase().contains("ignore"),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -411,9 +423,18 @@ mod tests {
         let text = format!("metadata: {payload} end");
         let r = d.inspect(&text);
         assert_eq!(r.verdict, Verdict::Injection, "{r:?}");
-        let e = r.evidence.iter().find(|e| e.kind == "encoded").expect("encoded evidence");
+        let e = r
+            .evidence
+            .iter()
+            .find(|e| e.kind == "encoded")
+            .expect("encoded evidence");
         assert_eq!(&text[e.start..e.end], payload);
-        assert!(e.decoded.as_deref().unwrap().contains("ignore all previous"));
+        assert!(
+            e.decoded
+                .as_deref()
+                .unwrap()
+                .contains("ignore all previous")
+        );
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub mod rules;
 pub use action::{GatewayAction, action_for};
 pub use error::DetectError;
 pub use inject::{Evidence, InjectionConfig, InjectionDetector, InjectionReport, Verdict};
-pub use pin::{DefinitionChange, PinStatus, Shadowing, check_pin, diff_definitions, find_shadowing, pin_hash};
+pub use pin::{
+    DefinitionChange, PinStatus, Shadowing, check_pin, diff_definitions, find_shadowing, pin_hash,
+};
 pub use poison::{PoisonConfig, PoisonDetector, ToolEvidence, ToolReport, ToolVerdict};
 pub use redact::{Redacted, Redaction, Redactor};

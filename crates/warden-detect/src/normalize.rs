@@ -73,13 +73,18 @@ fn hidden_kind(c: char) -> Option<&'static str> {
 /// Folds a confusable or decorated character to ASCII, when it has an obvious reading.
 pub fn fold_char(c: char) -> Option<char> {
     let cp = c as u32;
-    let folded = match cp {
+    
+    match cp {
         // Fullwidth ASCII.
         0xFF01..=0xFF5E => char::from_u32(cp - 0xFEE0),
         // Mathematical alphanumeric letters: 13 Latin styles of 52 letters each.
         0x1D400..=0x1D6A3 => {
             let k = (cp - 0x1D400) % 52;
-            char::from_u32(if k < 26 { 'A' as u32 + k } else { 'a' as u32 + k - 26 })
+            char::from_u32(if k < 26 {
+                'A' as u32 + k
+            } else {
+                'a' as u32 + k - 26
+            })
         }
         // Mathematical digits.
         0x1D7CE..=0x1D7FF => char::from_u32('0' as u32 + (cp - 0x1D7CE) % 10),
@@ -88,28 +93,76 @@ pub fn fold_char(c: char) -> Option<char> {
         _ => {
             let s = match c {
                 // Cyrillic lookalikes
-                'а' => 'a', 'е' => 'e', 'о' => 'o', 'р' => 'p', 'с' => 'c', 'у' => 'y', 'х' => 'x',
-                'і' => 'i', 'ј' => 'j', 'ѕ' => 's', 'ԁ' => 'd', 'һ' => 'h', 'ӏ' => 'l', 'ԛ' => 'q',
-                'ԝ' => 'w', 'А' => 'A', 'В' => 'B', 'Е' => 'E', 'К' => 'K', 'М' => 'M', 'Н' => 'H',
-                'О' => 'O', 'Р' => 'P', 'С' => 'C', 'Т' => 'T', 'Х' => 'X', 'І' => 'I', 'Ј' => 'J',
+                'а' => 'a',
+                'е' => 'e',
+                'о' => 'o',
+                'р' => 'p',
+                'с' => 'c',
+                'у' => 'y',
+                'х' => 'x',
+                'і' => 'i',
+                'ј' => 'j',
+                'ѕ' => 's',
+                'ԁ' => 'd',
+                'һ' => 'h',
+                'ӏ' => 'l',
+                'ԛ' => 'q',
+                'ԝ' => 'w',
+                'А' => 'A',
+                'В' => 'B',
+                'Е' => 'E',
+                'К' => 'K',
+                'М' => 'M',
+                'Н' => 'H',
+                'О' => 'O',
+                'Р' => 'P',
+                'С' => 'C',
+                'Т' => 'T',
+                'Х' => 'X',
+                'І' => 'I',
+                'Ј' => 'J',
                 'Ѕ' => 'S',
                 // Greek lookalikes
-                'α' => 'a', 'ο' => 'o', 'ν' => 'v', 'ι' => 'i', 'κ' => 'k', 'ρ' => 'p', 'τ' => 't',
-                'υ' => 'u', 'Α' => 'A', 'Β' => 'B', 'Ε' => 'E', 'Ζ' => 'Z', 'Η' => 'H', 'Ι' => 'I',
-                'Κ' => 'K', 'Μ' => 'M', 'Ν' => 'N', 'Ο' => 'O', 'Ρ' => 'P', 'Τ' => 'T', 'Υ' => 'Y',
+                'α' => 'a',
+                'ο' => 'o',
+                'ν' => 'v',
+                'ι' => 'i',
+                'κ' => 'k',
+                'ρ' => 'p',
+                'τ' => 't',
+                'υ' => 'u',
+                'Α' => 'A',
+                'Β' => 'B',
+                'Ε' => 'E',
+                'Ζ' => 'Z',
+                'Η' => 'H',
+                'Ι' => 'I',
+                'Κ' => 'K',
+                'Μ' => 'M',
+                'Ν' => 'N',
+                'Ο' => 'O',
+                'Ρ' => 'P',
+                'Τ' => 'T',
+                'Υ' => 'Y',
                 'Χ' => 'X',
                 // Latin letters with diacritics, and dotless i
-                'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' => 'a', 'è' | 'é' | 'ê' | 'ë' => 'e',
-                'ì' | 'í' | 'î' | 'ï' | 'ı' => 'i', 'ò' | 'ó' | 'ô' | 'õ' | 'ö' => 'o',
-                'ù' | 'ú' | 'û' | 'ü' => 'u', 'ç' => 'c', 'ñ' => 'n', 'ý' | 'ÿ' => 'y',
+                'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' => 'a',
+                'è' | 'é' | 'ê' | 'ë' => 'e',
+                'ì' | 'í' | 'î' | 'ï' | 'ı' => 'i',
+                'ò' | 'ó' | 'ô' | 'õ' | 'ö' => 'o',
+                'ù' | 'ú' | 'û' | 'ü' => 'u',
+                'ç' => 'c',
+                'ñ' => 'n',
+                'ý' | 'ÿ' => 'y',
                 // Punctuation lookalikes
-                '‘' | '’' | 'ʼ' => '\'', '“' | '”' => '"', '‐' | '‑' | '‒' | '–' | '—' => '-',
+                '‘' | '’' | 'ʼ' => '\'',
+                '“' | '”' => '"',
+                '‐' | '‑' | '‒' | '–' | '—' => '-',
                 _ => return None,
             };
             Some(s)
         }
-    };
-    folded
+    }
 }
 
 /// Normalises `text`. ASCII input is returned unchanged without allocating a map.
@@ -223,7 +276,10 @@ mod tests {
 
     #[test]
     fn tag_characters_are_decoded_and_inserted() {
-        let hidden: String = "hi there".chars().map(|c| char::from_u32(0xE0000 + c as u32).unwrap()).collect();
+        let hidden: String = "hi there"
+            .chars()
+            .map(|c| char::from_u32(0xE0000 + c as u32).unwrap())
+            .collect();
         let s = format!("ok{hidden}!");
         let n = normalize(&s);
         assert_eq!(n.text, "okhi there!");

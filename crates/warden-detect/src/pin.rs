@@ -27,11 +27,10 @@ pub fn pinned_definition(tool: &Value) -> Value {
     let mut m = Map::new();
     if let Some(obj) = tool.as_object() {
         for f in PINNED_FIELDS {
-            if let Some(v) = obj.get(f) {
-                if !v.is_null() {
+            if let Some(v) = obj.get(f)
+                && !v.is_null() {
                     m.insert(f.to_string(), v.clone());
                 }
-            }
         }
     }
     Value::Object(m)
@@ -104,7 +103,12 @@ pub struct DefinitionChange {
 /// pointer order. Empty exactly when the pin hashes are equal.
 pub fn diff_definitions(old: &Value, new: &Value) -> Vec<DefinitionChange> {
     let mut out = Vec::new();
-    diff_at(&pinned_definition(old), &pinned_definition(new), String::new(), &mut out);
+    diff_at(
+        &pinned_definition(old),
+        &pinned_definition(new),
+        String::new(),
+        &mut out,
+    );
     out
 }
 
@@ -246,7 +250,10 @@ mod tests {
         let mut c = tool();
         c["description"] = json!("Read a file.");
         let d = diff_definitions(&a, &c);
-        assert_eq!((d[0].pointer.as_str(), d[0].change), ("/description", "changed"));
+        assert_eq!(
+            (d[0].pointer.as_str(), d[0].change),
+            ("/description", "changed")
+        );
         assert!(diff_definitions(&a, &a).is_empty());
     }
 
@@ -261,7 +268,10 @@ mod tests {
     fn pin_status() {
         let t = tool();
         let h = pin_hash(&t);
-        assert_eq!(check_pin(Some(&h), &t), PinStatus::Match { hash: h.clone() });
+        assert_eq!(
+            check_pin(Some(&h), &t),
+            PinStatus::Match { hash: h.clone() }
+        );
         assert!(matches!(check_pin(None, &t), PinStatus::New { .. }));
         let mut u = tool();
         u["title"] = json!("Read");
@@ -270,9 +280,9 @@ mod tests {
 
     #[test]
     fn shadowing_across_connectors() {
-        let a = vec![json!({"name": "send_email"}), json!({"name": "list"})];
-        let b = vec![json!({"name": "send-email"})];
-        let c = vec![json!({"name": "other"})];
+        let a = [json!({"name": "send_email"}), json!({"name": "list"})];
+        let b = [json!({"name": "send-email"})];
+        let c = [json!({"name": "other"})];
         let s = find_shadowing([("mail", &a[..]), ("evil", &b[..]), ("x", &c[..])]);
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].connectors, vec!["mail", "evil"]);

@@ -50,27 +50,75 @@ pub struct Redactor {
 }
 
 const SECRET_RULES: &[(&str, &str, usize)] = &[
-    ("aws-access-key-id", r"\b((?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16})\b", 1),
-    ("aws-secret-access-key", r"(?i)aws.{0,20}?secret.{0,20}?[=:]\s*['\x22]?([A-Za-z0-9/+]{40})\b", 1),
-    ("github-token", r"\b((?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b", 1),
+    (
+        "aws-access-key-id",
+        r"\b((?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16})\b",
+        1,
+    ),
+    (
+        "aws-secret-access-key",
+        r"(?i)aws.{0,20}?secret.{0,20}?[=:]\s*['\x22]?([A-Za-z0-9/+]{40})\b",
+        1,
+    ),
+    (
+        "github-token",
+        r"\b((?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b",
+        1,
+    ),
     ("gitlab-token", r"\b(glpat-[A-Za-z0-9_-]{20,})\b", 1),
     ("slack-token", r"\b(xox[baprs]-[A-Za-z0-9-]{10,})\b", 1),
-    ("stripe-key", r"\b((?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,})\b", 1),
+    (
+        "stripe-key",
+        r"\b((?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,})\b",
+        1,
+    ),
     ("openai-key", r"\b(sk-(?:proj-)?[A-Za-z0-9_-]{20,})\b", 1),
     ("anthropic-key", r"\b(sk-ant-[A-Za-z0-9_-]{20,})\b", 1),
     ("google-api-key", r"\b(AIza[0-9A-Za-z_-]{35})\b", 1),
-    ("jwt", r"\b(eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})\b", 1),
-    ("private-key", r"(-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z]+ )?PRIVATE KEY-----)", 1),
-    ("bearer-token", r"(?i)\bbearer\s+([A-Za-z0-9._~+/-]{20,}=*)", 1),
-    ("url-credentials", r"\b[a-z][a-z0-9+.-]*://[^\s:/@]+:([^\s/@]{3,})@", 1),
-    ("credential-assignment", r#"(?i)\b(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token|auth[_-]?token|client[_-]?secret)\b\s*["']?\s*[:=]\s*["']?([^\s"',;]{8,})"#, 1),
+    (
+        "jwt",
+        r"\b(eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})\b",
+        1,
+    ),
+    (
+        "private-key",
+        r"(-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z]+ )?PRIVATE KEY-----)",
+        1,
+    ),
+    (
+        "bearer-token",
+        r"(?i)\bbearer\s+([A-Za-z0-9._~+/-]{20,}=*)",
+        1,
+    ),
+    (
+        "url-credentials",
+        r"\b[a-z][a-z0-9+.-]*://[^\s:/@]+:([^\s/@]{3,})@",
+        1,
+    ),
+    (
+        "credential-assignment",
+        r#"(?i)\b(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token|auth[_-]?token|client[_-]?secret)\b\s*["']?\s*[:=]\s*["']?([^\s"',;]{8,})"#,
+        1,
+    ),
 ];
 
 const PII_RULES: &[(&str, &str, Option<Validator>)] = &[
-    ("email", r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b", None),
+    (
+        "email",
+        r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b",
+        None,
+    ),
     ("card-number", r"\b(?:\d[ -]?){12,18}\d\b", Some(luhn)),
-    ("iban", r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b", Some(iban_ok)),
-    ("phone", r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\b\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}\b", Some(phone_ok)),
+    (
+        "iban",
+        r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b",
+        Some(iban_ok),
+    ),
+    (
+        "phone",
+        r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\b\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}\b",
+        Some(phone_ok),
+    ),
 ];
 
 /// Luhn checksum over the digits of `s`.
@@ -83,9 +131,16 @@ pub fn luhn(s: &str) -> bool {
         .iter()
         .rev()
         .enumerate()
-        .map(|(i, &d)| if i % 2 == 1 { let x = d * 2; if x > 9 { x - 9 } else { x } } else { d })
+        .map(|(i, &d)| {
+            if i % 2 == 1 {
+                let x = d * 2;
+                if x > 9 { x - 9 } else { x }
+            } else {
+                d
+            }
+        })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// IBAN mod-97 check.
@@ -101,7 +156,11 @@ pub fn iban_ok(s: &str) -> bool {
             Some(v) => v as u64,
             None => return false,
         };
-        rem = if v >= 10 { (rem * 100 + v) % 97 } else { (rem * 10 + v) % 97 };
+        rem = if v >= 10 {
+            (rem * 100 + v) % 97
+        } else {
+            (rem * 10 + v) % 97
+        };
     }
     rem == 1
 }
@@ -161,7 +220,8 @@ impl Redactor {
                     // (an order number, a date range), not a phone or card number.
                     let before = text[..m.start()].chars().next_back();
                     let after = text[m.end()..].chars().next();
-                    let glued = |c: Option<char>| matches!(c, Some(c) if c.is_ascii_digit() || c == '-');
+                    let glued =
+                        |c: Option<char>| matches!(c, Some(c) if c.is_ascii_digit() || c == '-');
                     if !v(m.as_str()) || glued(before) || glued(after) {
                         continue;
                     }
@@ -192,7 +252,10 @@ impl Redactor {
             last = r.end;
         }
         out.push_str(&text[last..]);
-        Redacted { text: out, redactions }
+        Redacted {
+            text: out,
+            redactions,
+        }
     }
 
     /// Redacts every string (and object key holding a secret-looking value is left, values
@@ -219,7 +282,11 @@ impl Redactor {
             }
             Value::Object(m) => {
                 for (k, x) in m.iter_mut() {
-                    self.walk(x, format!("{ptr}/{}", k.replace('~', "~0").replace('/', "~1")), out);
+                    self.walk(
+                        x,
+                        format!("{ptr}/{}", k.replace('~', "~0").replace('/', "~1")),
+                        out,
+                    );
                 }
             }
             _ => {}
@@ -252,7 +319,10 @@ mod tests {
             out.text,
             "key [REDACTED:aws-access-key-id], mail [REDACTED:email], card [REDACTED:card-number], order 1234-5678-9012-3456."
         );
-        assert_eq!(&text[out.redactions[0].start..out.redactions[0].end], "AKIAIOSFODNN7EXAMPLE");
+        assert_eq!(
+            &text[out.redactions[0].start..out.redactions[0].end],
+            "AKIAIOSFODNN7EXAMPLE"
+        );
     }
 
     #[test]
@@ -262,14 +332,21 @@ mod tests {
         let out = Redactor::new(&c).unwrap().redact("ticket for CUST-123456");
         assert_eq!(out.text, "ticket for [REDACTED:customer-id]");
         c.insert("bad".to_string(), "(".to_string());
-        assert!(matches!(Redactor::new(&c), Err(DetectError::Pattern { .. })));
+        assert!(matches!(
+            Redactor::new(&c),
+            Err(DetectError::Pattern { .. })
+        ));
     }
 
     #[test]
     fn json_strings_are_redacted_in_place() {
-        let mut v = json!({"content": [{"type": "text", "text": "password = hunter2hunter2"}], "n": 5});
+        let mut v =
+            json!({"content": [{"type": "text", "text": "password = hunter2hunter2"}], "n": 5});
         let red = r().redact_json(&mut v);
-        assert_eq!(v["content"][0]["text"], "password = [REDACTED:credential-assignment]");
+        assert_eq!(
+            v["content"][0]["text"],
+            "password = [REDACTED:credential-assignment]"
+        );
         assert_eq!(red[0].0, "/content/0/text");
         assert_eq!(v["n"], 5);
     }
