@@ -251,6 +251,8 @@ def decoy(rng):
         lambda: ("py", f'SESSION_COOKIE_NAME = "sessionid"\nCSRF_TOKEN_LENGTH = 32\n'),
         lambda: ("lock", f'name = "anthropic"\nversion = "0.54.0"\nhash = "sha256:{rs(rng, HEX, 64)}"\n'),
         lambda: ("py", 'secret = "changeme-changeme-2024"\n'),
+        lambda: ("py", f'_API_SECRET = "secret_valid_token_{rs(rng, string.digits, 6)}"\n'),
+        lambda: ("py", 'url = "postgresql+psycopg2://langchain:langchain@localhost:6023/langchain"\n'),
         lambda: ("py", 'STRIPE_KEY = "sk_live_' + "X" * 24 + '"\n'),
     ]
     return rng.choice(choices)()

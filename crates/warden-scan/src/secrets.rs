@@ -441,6 +441,9 @@ impl SecretScanner {
                 if rule.spec.id == "generic" && !generic_value_ok(secret) {
                     continue;
                 }
+                if rule.spec.id == "database-url" && url_password_is_user(whole.as_str(), secret) {
+                    continue;
+                }
                 found.push((
                     i,
                     whole.start(),
@@ -618,6 +621,15 @@ fn is_placeholder(secret: &str, rule: &str) -> bool {
 
 /// Extra checks for the generic rule: the value must look random, not like code.
 fn generic_value_ok(v: &str) -> bool {
+    // English credential words inside the value mark a made-up test value
+    // (`secret_valid_token_123456`), not a generated key.
+    let lower = v.to_ascii_lowercase();
+    if ["secret", "token", "passw", "valid", "test", "key_"]
+        .iter()
+        .any(|w| lower.contains(w))
+    {
+        return false;
+    }
     let has_digit = v.bytes().any(|b| b.is_ascii_digit());
     let has_alpha = v.bytes().any(|b| b.is_ascii_alphabetic());
     if !(has_digit && has_alpha) {
@@ -651,6 +663,13 @@ fn generic_value_ok(v: &str) -> bool {
             }
         });
     !uuid
+}
+
+/// `scheme://name:name@…`: a password equal to the user name is a local demo credential.
+fn url_password_is_user(url: &str, password: &str) -> bool {
+    url.split_once("://")
+        .and_then(|(_, rest)| rest.split_once(':'))
+        .is_some_and(|(user, _)| user == password)
 }
 
 /// True when the line holding `pos` carries an inline `warden:allow`.
@@ -714,6 +733,12 @@ mod tests {
         );
         assert!(ids("title = \"q8Zr4Lx2Vn7Pw1Ks9Tb3Hd6Fm\"").is_empty());
         assert!(ids("token_type = \"authorization_code_grant\"").is_empty());
+        assert!(ids("_GRADIENT_SECRET = \"secret_valid_token_123456\"").is_empty());
+        assert!(ids("url = \"postgresql://langchain:langchain@localhost:6023/db\"").is_empty());
+        assert_eq!(
+            ids("url = \"postgresql://app:Zq81LmX4pW@db:6023/db\""),
+            vec!["scan.secret.database-url"]
+        );
     }
 
     #[test]
