@@ -495,3 +495,97 @@ pub fn run_console(args: ConsoleArgs) -> anyhow::Result<ExitCode> {
         Ok(output::EXIT_OK)
     })
 }
+
+/// The approval hold for `warden up` and `warden gateway stdio`: hold time from
+/// `settings.approval_hold` (default 60 s), webhooks signed with `WARDEN_WEBHOOK_SECRET`
+/// or a key kept next to the store (`webhook.key`, created once, mode 0600).
+pub fn gate(
+    inv: &Inventory,
+    st: &Store,
+    store: &StoreArgs,
+) -> anyhow::Result<std::sync::Arc<warden_gateway::approval::ApprovalGate>> {
+    let hold = match inv.settings.approval_hold.as_deref() {
+        Some(h) => warden_core::parse_duration(h)
+            .map_err(|e| anyhow::anyhow!("settings.approval_hold: {e}"))?,
+        None => std::time::Duration::from_secs(60),
+    };
+    let secret = match std::env::var("WARDEN_WEBHOOK_SECRET") {
+        Ok(s) if !s.is_empty() => s.into_bytes(),
+        _ => webhook_key(store)?,
+    };
+    let webhooks = warden_gateway::approval::WebhookConfig {
+        secret,
+        console_url: Default::default(),
+        schedule: warden_approval::webhook::RetrySchedule::default(),
+        timeout: std::time::Duration::from_secs(10),
+    };
+    Ok(std::sync::Arc::new(
+        warden_gateway::approval::ApprovalGate::new(
+            st.clone(),
+            hold,
+            std::sync::Arc::new(tokio::sync::Notify::new()),
+            webhooks,
+        ),
+    ))
+}
+
+fn webhook_key(store: &StoreArgs) -> anyhow::Result<Vec<u8>> {
+    let is_url = store
+        .db
+        .as_ref()
+        .and_then(|p| p.to_str())
+        .is_some_and(|u| u.contains("://"));
+    let dir = if is_url {
+        store.dir.join(".warden")
+    } else {
+        store
+            .db_path()
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_else(|| store.dir.join(".warden"))
+    };
+    let path = dir.join("webhook.key");
+    if let Ok(k) = std::fs::read_to_string(&path) {
+        return Ok(k.trim().as_bytes().to_vec());
+    }
+    std::fs::create_dir_all(&dir)?;
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("random: {e}"))?;
+    let key = hex::encode(b);
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    match opts.open(&path) {
+        Ok(mut f) => f.write_all(key.as_bytes())?,
+        // Created concurrently by another process: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Ok(std::fs::read_to_string(&path)?.trim().as_bytes().to_vec());
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(key.into_bytes())
+}
+
+/// The console and the approval admin API for the server at `addr`.
+pub fn routes(
+    inv: std::sync::Arc<Inventory>,
+    st: &Store,
+    gate: &warden_gateway::approval::ApprovalGate,
+    addr: std::net::SocketAddr,
+) -> warden_console::Router {
+    let _ = gate.webhooks.console_url.set(format!("http://{addr}"));
+    let state = warden_console::ConsoleState::new(
+        inv,
+        st.clone(),
+        warden_console::ConsoleOptions {
+            secure_cookies: !addr.ip().is_loopback(),
+            ..Default::default()
+        },
+        gate.decided.clone(),
+    );
+    warden_console::mount(state)
+}

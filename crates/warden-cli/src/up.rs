@@ -94,12 +94,11 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     rt.block_on(async move {
         let store = args.store.open(false, args.durability).await?;
         let writer = store.audit_writer().await?;
-        let gw = Arc::new(Gateway::new(
-            inv.clone(),
-            decider,
-            writer,
-            GatewayOptions::default(),
-        ));
+        let gate = crate::approvals::gate(&inv, &store, &args.store)?;
+        let gw = Arc::new(
+            Gateway::new(inv.clone(), decider, writer, GatewayOptions::default())
+                .with_approvals(gate.clone()),
+        );
         let listener = match tokio::net::TcpListener::bind(args.listen).await {
             Ok(l) => l,
             Err(e) => {
@@ -116,6 +115,9 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         };
         println!("MCP endpoint: http://{addr}/mcp");
         println!("admin API:    http://{addr}/healthz");
+        println!(
+            "console:      http://{addr}/console/ (log in: warden console login-token --as HUMAN)"
+        );
         println!(
             "store:        {} (durability {:?})",
             db.display(),
@@ -139,7 +141,13 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
                 ..ServerOptions::default()
             },
         );
-        warden_server::serve(listener, state, shutdown_signal()).await?;
+        warden_server::serve_with(
+            listener,
+            state,
+            crate::approvals::routes(inv.clone(), &store, &gate, addr),
+            shutdown_signal(),
+        )
+        .await?;
         let mut ev = gw.event("gateway", None, None);
         ev.outcome = Some("stopped".into());
         gw.audit().append(&ev).await?;

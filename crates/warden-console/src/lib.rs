@@ -21,6 +21,10 @@
 //!   separation of duties, two-person rule); an ineligible user gets 403 and the refusal is
 //!   audited. Every answer is appended to the audit chain.
 //! - `GET /console/api/approvals[?status=pending|all]` is the same list as JSON.
+//! - [`api_router`]: the approval admin API for answers coming back from webhooks,
+//!   authenticated by per-approver bearer tokens (`warden approvals approver-token --as H`):
+//!   `GET /api/approvals/{id}` and `POST /api/approvals/{id}/approve|deny` with
+//!   `{"reason": "…"}`. Same eligibility rules, same audit records (`via: webhook`).
 
 mod html;
 
@@ -28,7 +32,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -42,6 +45,9 @@ use warden_approval::{
 use warden_core::Inventory;
 use warden_store::Store;
 use warden_store::time::now_ms;
+
+/// The router type the server merges (axum's).
+pub use axum::Router;
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "warden_console";
@@ -565,4 +571,153 @@ async fn decide(
             .await;
     }
     page(status, html::message(title, &text))
+}
+
+/// The console and the approval admin API together, ready to merge into the server.
+pub fn mount(state: Arc<ConsoleState>) -> Router {
+    router(state.clone()).merge(api_router(state))
+}
+
+/// The approval admin API (webhook round trips), authenticated per approver.
+pub fn api_router(state: Arc<ConsoleState>) -> Router {
+    Router::new()
+        .route("/api/approvals/{id}", get(api_get))
+        .route("/api/approvals/{id}/{action}", post(api_decide))
+        .with_state(state)
+}
+
+fn api_error(status: StatusCode, msg: impl std::fmt::Display) -> Response {
+    (status, axum::Json(json!({"error": msg.to_string()}))).into_response()
+}
+
+async fn approver(state: &ConsoleState, headers: &HeaderMap) -> Result<String, Response> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or("");
+    if token.is_empty() {
+        return Err(api_error(
+            StatusCode::UNAUTHORIZED,
+            "an approver token is required: `warden approvals approver-token --as HUMAN`",
+        ));
+    }
+    match state.store.lookup_approver_token(token).await {
+        Ok(Some((_, human))) if state.inv.humans.contains_key(&human) => Ok(human),
+        Ok(_) => Err(api_error(
+            StatusCode::UNAUTHORIZED,
+            "unknown, expired or revoked approver token",
+        )),
+        Err(e) => Err(api_error(StatusCode::INTERNAL_SERVER_ERROR, e)),
+    }
+}
+
+async fn api_get(
+    State(state): State<Arc<ConsoleState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = approver(&state, &headers).await {
+        return r;
+    }
+    match ops::get(&state.store, &id, now_ms()).await {
+        Ok(r) => axum::Json(json!({"approval": r})).into_response(),
+        Err(ApprovalError::NotFound(_)) => {
+            api_error(StatusCode::NOT_FOUND, format!("no approval request `{id}`"))
+        }
+        Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+#[derive(Deserialize)]
+struct ApiAnswer {
+    #[serde(default)]
+    reason: String,
+}
+
+async fn api_decide(
+    State(state): State<Arc<ConsoleState>>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    let human = match approver(&state, &headers).await {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let kind = match action.as_str() {
+        "approve" => VoteKind::Approve,
+        "deny" => VoteKind::Deny,
+        _ => return api_error(StatusCode::NOT_FOUND, "unknown action (approve or deny)"),
+    };
+    let answer: ApiAnswer = match serde_json::from_slice(&body) {
+        Ok(a) => a,
+        Err(e) => {
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"reason\": \"…\"}}: {e}"),
+            );
+        }
+    };
+    let result = ops::vote(
+        &state.store,
+        &state.inv,
+        &id,
+        &human,
+        kind,
+        &answer.reason,
+        Via::Webhook,
+        now_ms(),
+    )
+    .await;
+    match result {
+        Ok(req) => {
+            let outcome = match req.status {
+                Status::Pending => "pending",
+                s => s.as_str(),
+            };
+            if let Err(e) = state
+                .store
+                .audit_approval(&req, outcome, req.votes.last(), None)
+                .await
+            {
+                eprintln!("warden: approval audit failed: {e}");
+            }
+            state.decided.notify_waiters();
+            axum::Json(json!({"approval": req, "outcome": outcome})).into_response()
+        }
+        Err(e) => {
+            let status = match &e {
+                ApprovalError::NotEligible { .. } => StatusCode::FORBIDDEN,
+                ApprovalError::NotFound(_) => StatusCode::NOT_FOUND,
+                ApprovalError::EmptyReason => StatusCode::BAD_REQUEST,
+                ApprovalError::AlreadyVoted { .. }
+                | ApprovalError::NotPending { .. }
+                | ApprovalError::Expired(_) => StatusCode::CONFLICT,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            if status != StatusCode::NOT_FOUND
+                && let Ok(Some(req)) = state.store.get(&id).await
+            {
+                let vote = warden_approval::Vote {
+                    human: human.clone(),
+                    kind,
+                    reason: answer.reason.trim().to_string(),
+                    at_ms: now_ms(),
+                    via: Via::Webhook,
+                };
+                let _ = state
+                    .store
+                    .audit_approval(
+                        &req,
+                        "refused",
+                        Some(&vote),
+                        Some(("error", json!(e.to_string()))),
+                    )
+                    .await;
+            }
+            api_error(status, e)
+        }
+    }
 }

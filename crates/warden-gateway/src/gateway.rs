@@ -103,6 +103,8 @@ pub struct Gateway {
     request_prefix: String,
     request_counter: AtomicU64,
     secrets: warden_scan::secrets::SecretScanner,
+    /// The approval hold (issue 5); None: `needs_approval` is refused.
+    approvals: Option<Arc<crate::approval::ApprovalGate>>,
 }
 
 /// Applies `f` to every string inside `v`.
@@ -203,7 +205,14 @@ impl Gateway {
             request_prefix: random_hex(4),
             request_counter: AtomicU64::new(1),
             secrets: warden_scan::secrets::SecretScanner::new(),
+            approvals: None,
         }
+    }
+
+    /// Enables the approval hold: `needs_approval` calls wait for a human.
+    pub fn with_approvals(mut self, gate: Arc<crate::approval::ApprovalGate>) -> Gateway {
+        self.approvals = Some(gate);
+        self
     }
 
     pub fn inventory(&self) -> &Inventory {
@@ -674,11 +683,41 @@ impl Gateway {
         ev.policies = decision.policies.clone();
         ev.reasons = decision.reasons.clone();
         let meta = json!({"request": request_id, "decision": decision.outcome.as_str(), "policies": decision.policies, "reasons": decision.reasons});
+        let mut approved_args = None;
         match &decision.outcome {
             Outcome::Allow => {}
+            Outcome::NeedsApproval { .. }
+                if let (Some(gate), Some(tr)) = (self.approvals.clone(), tr.as_ref()) =>
+            {
+                let token = params.pointer("/_meta/progressToken").cloned();
+                let held = gate
+                    .hold(
+                        self,
+                        who,
+                        session,
+                        id,
+                        tr,
+                        &args,
+                        &decision,
+                        &request_id,
+                        token,
+                        sink.clone(),
+                        &mut ev,
+                    )
+                    .await;
+                match held {
+                    Ok(a) => approved_args = Some(a),
+                    Err(reply) => {
+                        if let Err(e) = self.audit.append(&ev).await {
+                            eprintln!("warden: audit failed: {e}");
+                        }
+                        return reply;
+                    }
+                }
+            }
             Outcome::Deny | Outcome::NeedsApproval { .. } => {
                 let mut reasons = decision.reasons.clone();
-                if let Outcome::NeedsApproval { approvers } = &decision.outcome {
+                if let Outcome::NeedsApproval { approvers, .. } = &decision.outcome {
                     reasons.insert(0, format!("approval required (approvers: {}); approvals are not available in this version, so the call is refused", approvers.join(", ")));
                 }
                 ev.outcome = Some("denied".into());
@@ -730,6 +769,10 @@ impl Gateway {
             );
         };
         params["name"] = Value::String(tr.tool.clone());
+        if let Some(a) = approved_args {
+            // Exactly the arguments that were approved.
+            params["arguments"] = a;
+        }
         let (cancel_tx, cancel_rx) = oneshot::channel();
         let key = id.to_string();
         if let Some(s) = session {

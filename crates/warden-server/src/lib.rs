@@ -106,8 +106,18 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    serve_with(listener, state, Router::new(), shutdown).await
+}
+
+/// [`serve`] with more routes merged in (the console and the approval admin API).
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    extra: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     let gw = state.gateway.clone();
-    let app = router(state);
+    let app = router(state).merge(extra);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
