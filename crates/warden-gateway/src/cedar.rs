@@ -43,6 +43,9 @@ impl Decider for CedarDecider {
             warden_policy::Outcome::Deny => Outcome::Deny,
             warden_policy::Outcome::NeedsApproval(a) => Outcome::NeedsApproval {
                 approvers: a.approvers.clone(),
+                approvals_required: a.approvals_required,
+                separation_of_duties: a.separation_of_duties,
+                ttl_seconds: a.ttl_seconds,
             },
         };
         let mut reasons = d.reasons.clone();

@@ -28,7 +28,15 @@ pub struct CallRequest<'a> {
 pub enum Outcome {
     Allow,
     Deny,
-    NeedsApproval { approvers: Vec<String> },
+    NeedsApproval {
+        approvers: Vec<String>,
+        /// Distinct approvals needed (two-person rule: 2).
+        approvals_required: u32,
+        /// The owner and the delegation chain may not approve.
+        separation_of_duties: bool,
+        /// How long the approval holds; None: the gateway's default.
+        ttl_seconds: Option<u64>,
+    },
 }
 
 impl Outcome {

@@ -8,9 +8,11 @@
 //! - [`upstream`]: stdio child processes and Streamable HTTP servers, relayed as raw JSON.
 //! - [`decide`]: the policy stage's interface ([`Decider`]); [`cedar::CedarDecider`] plugs
 //!   the Cedar engine (warden-policy) into it.
+//! - [`approval`]: the approval hold for `needs_approval` calls (issue 5).
 //! - [`limits`]: per-agent, per-connector and per-tool rate limits and concurrency caps.
 //! - [`stdio`]: the gateway speaking MCP on stdin/stdout (`warden gateway stdio`).
 
+pub mod approval;
 pub mod cedar;
 pub mod decide;
 pub mod error;
