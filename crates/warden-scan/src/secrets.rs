@@ -314,6 +314,8 @@ struct Compiled {
     spec: &'static RuleSpec,
     rule_id: String,
     regex: Regex,
+    /// Multi-line formats run over the whole text, the rest over keyword lines only.
+    whole_text: bool,
 }
 
 /// Compiled secret rules. Build once; `find` is `&self` and thread-safe.
@@ -344,6 +346,7 @@ impl SecretScanner {
                 spec,
                 rule_id: format!("scan.secret.{}", spec.id),
                 regex: Regex::new(spec.pattern).expect("built-in secret rule compiles"),
+                whole_text: matches!(spec.id, "private-key" | "gcp-service-account"),
             });
             for kw in spec.keywords {
                 if spec.keywords_ci {
@@ -401,64 +404,110 @@ impl SecretScanner {
 
     /// The secrets in `text`, by position, non-overlapping.
     pub fn find(&self, text: &str) -> Vec<SecretMatch> {
-        let mut selected = vec![false; self.rules.len()];
+        // Per selected rule, the byte ranges to run its regex on: the lines holding one of
+        // its keywords (or the whole text for multi-line formats).
+        let mut ranges: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.rules.len()];
         let mut any = false;
+        let bytes = text.as_bytes();
+        let mut line = (usize::MAX, 0usize);
+        let mut visit =
+            |start: usize, end: usize, rules: &[usize], ranges: &mut Vec<Vec<(usize, usize)>>| {
+                if !(line.0 <= start && end <= line.1) {
+                    let s = memchr::memrchr(b'\n', &bytes[..start]).map_or(0, |i| i + 1);
+                    let e = memchr::memchr(b'\n', &bytes[end..]).map_or(bytes.len(), |i| end + i);
+                    line = (s, e);
+                }
+                for &r in rules {
+                    let v = &mut ranges[r];
+                    match v.last_mut() {
+                        Some(last) if last.0 <= line.0 && line.0 <= last.1 => {
+                            last.1 = last.1.max(line.1)
+                        }
+                        _ => v.push(line),
+                    }
+                }
+            };
         for m in self.ac_cs.find_overlapping_iter(text) {
-            for &r in &self.cs_rules[m.pattern().as_usize()] {
-                selected[r] = true;
-                any = true;
-            }
+            visit(
+                m.start(),
+                m.end(),
+                &self.cs_rules[m.pattern().as_usize()],
+                &mut ranges,
+            );
+            any = true;
         }
         for m in self.ac_ci.find_overlapping_iter(text) {
-            for &r in &self.ci_rules[m.pattern().as_usize()] {
-                selected[r] = true;
-                any = true;
-            }
+            visit(
+                m.start(),
+                m.end(),
+                &self.ci_rules[m.pattern().as_usize()],
+                &mut ranges,
+            );
+            any = true;
         }
         if !any {
             return Vec::new();
         }
+        for (i, v) in ranges.iter_mut().enumerate() {
+            if v.is_empty() {
+                continue;
+            }
+            if self.rules[i].whole_text {
+                *v = vec![(0, text.len())];
+                continue;
+            }
+            v.sort_unstable();
+            let mut merged: Vec<(usize, usize)> = Vec::with_capacity(v.len());
+            for &(s, e) in v.iter() {
+                match merged.last_mut() {
+                    Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                    _ => merged.push((s, e)),
+                }
+            }
+            *v = merged;
+        }
         // (priority, whole-match span, match)
         let mut found: Vec<(usize, usize, usize, SecretMatch)> = Vec::new();
         for (i, rule) in self.rules.iter().enumerate() {
-            if !selected[i] {
-                continue;
-            }
-            for caps in rule.regex.captures_iter(text) {
-                let whole = caps.get(0).expect("group 0");
-                let value = caps.get(1).unwrap_or(whole);
-                let secret = value.as_str();
-                if line_allows(text, whole.start()) {
-                    continue;
+            for &(base, stop) in &ranges[i] {
+                for caps in rule.regex.captures_iter(&text[base..stop]) {
+                    let whole = caps.get(0).expect("group 0");
+                    let value = caps.get(1).unwrap_or(whole);
+                    let secret = value.as_str();
+                    if line_allows(text, base + whole.start()) {
+                        continue;
+                    }
+                    if is_placeholder(secret, rule.spec.id) {
+                        continue;
+                    }
+                    let entropy = shannon_entropy(secret_body(secret, rule.spec.id));
+                    if entropy < rule.spec.min_entropy {
+                        continue;
+                    }
+                    if rule.spec.id == "generic" && !generic_value_ok(secret) {
+                        continue;
+                    }
+                    if rule.spec.id == "database-url"
+                        && url_password_is_user(whole.as_str(), secret)
+                    {
+                        continue;
+                    }
+                    found.push((
+                        i,
+                        base + whole.start(),
+                        base + whole.end(),
+                        SecretMatch {
+                            rule_id: rule.rule_id.clone(),
+                            description: rule.spec.description.to_string(),
+                            severity: rule.spec.severity,
+                            start: base + value.start(),
+                            end: base + value.end(),
+                            redacted: redact(secret),
+                            fingerprint: fingerprint(&rule.rule_id, secret),
+                            entropy: (entropy * 100.0).round() / 100.0,
+                        },
+                    ));
                 }
-                if is_placeholder(secret, rule.spec.id) {
-                    continue;
-                }
-                let entropy = shannon_entropy(secret_body(secret, rule.spec.id));
-                if entropy < rule.spec.min_entropy {
-                    continue;
-                }
-                if rule.spec.id == "generic" && !generic_value_ok(secret) {
-                    continue;
-                }
-                if rule.spec.id == "database-url" && url_password_is_user(whole.as_str(), secret) {
-                    continue;
-                }
-                found.push((
-                    i,
-                    whole.start(),
-                    whole.end(),
-                    SecretMatch {
-                        rule_id: rule.rule_id.clone(),
-                        description: rule.spec.description.to_string(),
-                        severity: rule.spec.severity,
-                        start: value.start(),
-                        end: value.end(),
-                        redacted: redact(secret),
-                        fingerprint: fingerprint(&rule.rule_id, secret),
-                        entropy: (entropy * 100.0).round() / 100.0,
-                    },
-                ));
             }
         }
         // Keep the highest-priority match among overlapping ones.
@@ -717,6 +766,16 @@ mod tests {
         ] {
             assert!(ids(t).is_empty(), "fired on {t}: {:?}", ids(t));
         }
+    }
+
+    #[test]
+    fn offsets_are_right_deep_in_a_text_with_many_keyword_lines() {
+        let mut text = "api_key = load(token)\n".repeat(500);
+        let at = text.len() + "anthropic: ".len();
+        text.push_str(&format!("anthropic: {ANTHROPIC}\nsecret = 1\n"));
+        let m = SecretScanner::new().find(&text);
+        assert_eq!(m.len(), 1);
+        assert_eq!((m[0].start, m[0].end), (at, at + ANTHROPIC.len()));
     }
 
     #[test]

@@ -263,7 +263,7 @@ fn scan_one(
             for (seg, first_line, label) in &segments {
                 secret_findings(scanner, seg, &rel, *first_line, label.as_deref(), out);
             }
-        } else if scanner.may_contain(&text) {
+        } else {
             secret_findings(scanner, &text, &rel, 1, None, out);
         }
     }
