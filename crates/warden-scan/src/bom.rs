@@ -882,6 +882,57 @@ pub fn check_policy(bom: &AiBom, policy: &BomPolicy) -> Vec<Finding> {
     out
 }
 
+/// An inventory agent whose code lives under `dir` (relative to the scanned root).
+#[derive(Debug, Clone)]
+pub struct DeclaredAgent {
+    pub id: String,
+    pub dir: PathBuf,
+    /// The inventory's `model`, `provider/name` or `name`.
+    pub model: Option<String>,
+}
+
+/// Models used in an agent's code that its inventory entry does not declare
+/// (`scan.bom.undeclared-model`): the inventory, the gateway's policies and the graph all
+/// reason about the declared model, so a different one in code is drift.
+pub fn check_declared_models(bom: &AiBom, agents: &[DeclaredAgent]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for a in agents {
+        let Some(declared) = a.model.as_deref() else {
+            continue;
+        };
+        let declared_name = declared.rsplit('/').next().unwrap_or(declared);
+        for m in &bom.models {
+            let here: Vec<&(PathBuf, u64)> = m
+                .occurrences
+                .iter()
+                .filter(|(f, _)| f.starts_with(&a.dir))
+                .collect();
+            let Some((file, line)) = here.first().map(|x| (*x).clone()) else {
+                continue;
+            };
+            if m.name == declared_name || m.name.starts_with(&format!("{declared_name}-20")) {
+                continue;
+            }
+            out.push(
+                Finding::new(
+                    "scan.bom.undeclared-model",
+                    Severity::Medium,
+                    format!(
+                        "agent `{}` code uses model `{}/{}` but the inventory declares `{declared}`",
+                        a.id, m.provider, m.name
+                    ),
+                )
+                .at(Some(SourceLocation { file, line, column: 0 }))
+                .subject(&a.id)
+                .evidence(format!("{} occurrence(s) under {}", here.len(), a.dir.display()))
+                .fix("declare the model the agent really uses in the inventory (or change the code), so policies and the graph see it")
+                .owasp(&["ASI04", "ASI10"]),
+            );
+        }
+    }
+    out
+}
+
 /// `name@<range>` → (name, range); scoped npm names keep their leading `@`.
 fn split_denied(d: &str) -> (&str, Option<&str>) {
     let (scope, rest) = if let Some(r) = d.strip_prefix('@') {
@@ -937,6 +988,34 @@ mod tests {
         );
         let names: Vec<_> = f.models.iter().map(|m| (m.name.as_str(), m.line)).collect();
         assert_eq!(names, vec![("claude-sonnet-4-5", 2), ("o3", 3)]);
+    }
+
+    #[test]
+    fn declared_model_drift() {
+        let f = file_facts(
+            Path::new("agents/a/main.py"),
+            "main.py",
+            FileKind::Python,
+            "m = \"claude-sonnet-4-5-20250929\"\nn = \"gpt-4o\"\n",
+            vec![],
+        );
+        let g = file_facts(
+            Path::new("agents/b/main.py"),
+            "main.py",
+            FileKind::Python,
+            "m = \"gpt-4o\"\n",
+            vec![],
+        );
+        let b = build("t", &[f, g]);
+        let agents = vec![DeclaredAgent {
+            id: "a".into(),
+            dir: PathBuf::from("agents/a"),
+            model: Some("anthropic/claude-sonnet-4-5".into()),
+        }];
+        let found = check_declared_models(&b, &agents);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(found[0].message.contains("openai/gpt-4o"));
+        assert_eq!(found[0].location.as_ref().unwrap().line, 2);
     }
 
     #[test]
