@@ -5,16 +5,40 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
-use warden_core::{Finding, Inventory, Severity, check, finding};
+use warden_core::{Finding, Inventory, Severity, ToolRef, check, finding};
+use warden_graph::Invocation;
 use warden_graph::{Graph, GraphFinding, Remediation, View};
+use warden_policy::Reachability;
 
 use crate::check::report_load_error;
 use crate::output::{self, Format};
 
-/// The invocation policy `CanInvoke` edges come from. The Cedar engine (warden-policy) is
-/// not wired in yet: entitlements + approval rules stand in (one line to switch).
-fn policy() -> impl warden_graph::InvokePolicy {
-    warden_graph::EntitlementPolicy
+/// `CanInvoke` edges from the Cedar engine (warden-policy): what policy could ever allow, so a
+/// forbidden tool has no edge and a tool whose every call needs approval is gated.
+struct CedarInvoke(warden_policy::PolicyEngine);
+
+impl warden_graph::InvokePolicy for CedarInvoke {
+    fn could_invoke(&self, inv: &Inventory, agent: &str, tool: &ToolRef) -> Invocation {
+        // An inventory approval rule covering the tool holds every call that is allowed.
+        let rule = inv.tool(tool).and_then(|(_, t)| {
+            inv.approval_rules_for(tool, t)
+                .first()
+                .map(|r| r.id.value.clone())
+        });
+        match self.0.could_allow(agent, tool) {
+            Reachability::Never => Invocation::Never,
+            Reachability::Always => Invocation::Always,
+            Reachability::NeedsApproval { approvers } => Invocation::WithApproval(
+                rule.unwrap_or_else(|| format!("policy:{}", approvers.join("+"))),
+            ),
+            // Depends on arguments, time, taint or delegation: reachable without a human
+            // unless an approval rule covers every call.
+            Reachability::Conditional { .. } => match rule {
+                Some(r) => Invocation::WithApproval(r),
+                None => Invocation::Conditional,
+            },
+        }
+    }
 }
 
 #[derive(Args)]
@@ -116,7 +140,9 @@ fn load(src: &Sources, json_errors: bool) -> anyhow::Result<Loaded> {
         Ok(inv) => inv,
         Err(e) => return Ok(Loaded::Unusable(report_load_error(&e, fmt))),
     };
-    let g = warden_graph::build_with_iam(&inv, &policy(), src.iam.as_deref())?;
+    let engine = warden_policy::PolicyEngine::load(&inv)
+        .with_context(|| format!("loading the policies of {}", src.dir.display()))?;
+    let g = warden_graph::build_with_iam(&inv, &CedarInvoke(engine), src.iam.as_deref())?;
     Ok(Loaded::Ok(Box::new(inv), g))
 }
 

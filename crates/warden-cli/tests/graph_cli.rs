@@ -339,3 +339,53 @@ fn unusable_input_exits_2_with_a_clear_message() {
     let out = warden(&["findings", acme().to_str().unwrap(), "--fail-on", "bogus"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `CanInvoke` edges come from the Cedar policies: forbidding the send removes the edge and
+/// with it the trifecta, although the inventory still entitles the tool.
+#[test]
+fn a_cedar_forbid_removes_the_can_invoke_edge_and_the_trifecta() {
+    let tmp = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(acme()).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_file() {
+            std::fs::copy(&p, tmp.path().join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let pol = tmp.path().join("policies");
+    std::fs::create_dir(&pol).unwrap();
+    for entry in std::fs::read_dir(acme().join("policies")).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::copy(&p, pol.join(p.file_name().unwrap())).unwrap();
+    }
+    let has_edge = |dir: &Path| {
+        let out = warden(&["graph", dir.to_str().unwrap(), "--format", "json"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        json_of(&out)["edges"].as_array().unwrap().iter().any(|e| {
+            e["kind"] == "CanInvoke"
+                && e["from"] == "agent:support-triage"
+                && e["to"] == "tool:slack.post_message"
+        })
+    };
+    assert!(has_edge(tmp.path()));
+    std::fs::write(
+        pol.join("no-slack-for-triage.cedar"),
+        "@id(\"no-slack-for-triage\")\n@reason(\"triage never posts to shared channels\")\nforbid (principal == Agent::\"support-triage\", action == Action::\"slack.post_message\", resource);\n",
+    )
+    .unwrap();
+    assert!(!has_edge(tmp.path()), "forbidden tool has no edge");
+    let (_, after) = findings_json(tmp.path());
+    assert!(by(&after, "graph.lethal-trifecta", "agent:support-triage").is_none());
+    assert!(
+        by(
+            &after,
+            "graph.lethal-trifecta",
+            "agent:legacy-reporting-bot"
+        )
+        .is_some()
+    );
+}
