@@ -4,7 +4,6 @@
 //! declared. Until the Cedar engine (`warden-policy`) is wired in, [`EntitlementPolicy`]
 //! answers from the inventory's entitlements and approval rules.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use warden_core::inventory::{Inventory, Sourced, ToolRef};
@@ -240,7 +239,9 @@ pub fn add_inventory(b: &mut GraphBuilder, inv: &Inventory, policy: &dyn InvokeP
         }
     }
     // Tool → the untrusted sources its output carries.
-    let mut untrusted_of: HashMap<u32, Vec<u32>> = HashMap::new();
+    let mut untrusted_of: FxMap<u32, Vec<u32>> = FxMap::default();
+    // `connector.tool` → tool node, so per-agent lookups allocate nothing.
+    let mut tool_idx: FxMap<ToolRef, u32> = FxMap::default();
     for c in inv.connectors.values() {
         let ci = b.node(
             &format!("connector:{}", c.id.value),
@@ -286,6 +287,13 @@ pub fn add_inventory(b: &mut GraphBuilder, inv: &Inventory, policy: &dyn InvokeP
             let t = &ts.value;
             let q = format!("{}.{}", c.id.value, name);
             let ti = b.node(&format!("tool:{q}"), NodeKind::Tool, &q);
+            tool_idx.insert(
+                ToolRef {
+                    connector: c.id.value.clone(),
+                    tool: name.clone(),
+                },
+                ti,
+            );
             let tsrc = src.get(b, c, ts);
             {
                 let n = b.node_mut(ti);
@@ -399,12 +407,14 @@ pub fn add_inventory(b: &mut GraphBuilder, inv: &Inventory, policy: &dyn InvokeP
             if decision == Invocation::Never {
                 continue;
             }
-            let q = tr.qualified();
-            let Some(ti) = b.find(&format!("tool:{q}")) else {
+            let Some(&ti) = tool_idx.get(&tr) else {
                 continue;
             };
             let s = match a.uses.iter().find(|u| {
-                u.value == q
+                (u.value.len() == tr.connector.len() + 1 + tr.tool.len()
+                    && u.value.starts_with(tr.connector.as_str())
+                    && u.value.ends_with(tr.tool.as_str())
+                    && u.value.as_bytes()[tr.connector.len()] == b'.')
                     || (u.value.len() == tr.connector.len() + 2
                         && u.value.starts_with(tr.connector.as_str())
                         && u.value.ends_with(".*"))
