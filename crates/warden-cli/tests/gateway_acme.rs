@@ -33,6 +33,14 @@ fn acme_refunds_are_decided_by_its_cedar_policies_through_the_gateway() {
     copy_dir(&repo_root().join("examples/acme"), &acme);
     std::fs::create_dir_all(acme.join("secrets")).unwrap();
     std::fs::write(acme.join("secrets/payments_api_key"), "pk_test_demo\n").unwrap();
+    // Hold needs_approval calls for one second instead of two minutes.
+    let approvals = std::fs::read_to_string(acme.join("approvals.yaml")).unwrap();
+    assert!(approvals.contains("approval_hold: 120s"));
+    std::fs::write(
+        acme.join("approvals.yaml"),
+        approvals.replace("approval_hold: 120s", "approval_hold: 1s"),
+    )
+    .unwrap();
     // SAFETY of the test: ACME_CRM_TOKEN is read by warden from its own environment.
     let w = {
         // SAFETY: single-threaded at this point of the test; the variable is only read by the child.
@@ -77,15 +85,25 @@ fn acme_refunds_are_decided_by_its_cedar_policies_through_the_gateway() {
     );
     assert_ne!(v["result"]["isError"], true, "{v}");
     assert!(result_text(&v).contains("\"refunded\": 120"), "{v}");
+    // Over the limit: a finance lead must approve. The call waits for the (shortened) hold
+    // time, then gets an error carrying the approval id; nothing reached the upstream.
     let v = r.call(
         "payments.issue_refund",
         json!({"charge_id": "ch_123", "amount": 900}),
     );
-    assert_eq!(v["result"]["isError"], true, "{v}");
-    let text = result_text(&v);
+    assert_eq!(v["error"]["code"], -32012, "{v}");
     assert!(
-        text.contains("approval required") && text.contains("refunds-over-limit"),
-        "{text}"
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("approv"),
+        "{v}"
+    );
+    let v = r.call("payments.get_charge", json!({"charge_id": "ch_123"}));
+    assert!(
+        result_text(&v).contains("\"refunded\": 120"),
+        "the 900 refund must not have run: {v}"
     );
     let v = r.call(
         "payments.issue_refund",
