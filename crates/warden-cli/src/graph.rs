@@ -64,7 +64,8 @@ struct Sources {
     /// AWS IAM export (`aws iam get-account-authorization-details` JSON).
     #[arg(long)]
     iam: Option<PathBuf>,
-    /// Scanner results root (secrets → credential nodes, MCP client configs → connectors).
+    /// Also scan this path (agent code, MCP client configs): its findings are reported and
+    /// its secrets become credential nodes held by the agents whose `code` contains them.
     #[arg(long)]
     scan: Option<PathBuf>,
 }
@@ -120,30 +121,51 @@ pub struct FindingsArgs {
 }
 
 enum Loaded {
-    Ok(Box<Inventory>, Graph),
+    Ok(Box<Inventory>, Graph, Vec<Finding>),
     Unusable(ExitCode),
 }
 
+/// Loads the inventory, the Cedar policies, the optional IAM export and the optional scan;
+/// returns the graph and the scanner's findings.
 fn load(src: &Sources, json_errors: bool) -> anyhow::Result<Loaded> {
     let fmt = if json_errors {
         Format::Json
     } else {
         Format::Text
     };
-    if let Some(scan) = &src.scan {
-        anyhow::bail!(
-            "--scan {}: scanner results are not available in this build (warden-scan has not landed yet)",
-            scan.display()
-        );
-    }
     let inv = match Inventory::load(&src.dir) {
         Ok(inv) => inv,
         Err(e) => return Ok(Loaded::Unusable(report_load_error(&e, fmt))),
     };
     let engine = warden_policy::PolicyEngine::load(&inv)
         .with_context(|| format!("loading the policies of {}", src.dir.display()))?;
-    let g = warden_graph::build_with_iam(&inv, &CedarInvoke(engine), src.iam.as_deref())?;
-    Ok(Loaded::Ok(Box::new(inv), g))
+    let mut scan_findings = Vec::new();
+    let mut creds = Vec::new();
+    if let Some(root) = &src.scan {
+        let out = warden_scan::scan_path(
+            root,
+            &warden_scan::ScanOptions::default(),
+            &warden_scan::SecretScanner::new(),
+            None,
+        )
+        .with_context(|| format!("scanning {}", root.display()))?;
+        for f in &out.findings {
+            if f.rule_id.starts_with("scan.secret.")
+                && let Some(l) = &f.location
+            {
+                creds.push(warden_graph::ScannedCredential {
+                    file: l.file.clone(),
+                    line: l.line,
+                    rule_id: f.rule_id.clone(),
+                    identity: None,
+                });
+            }
+        }
+        scan_findings = out.findings;
+    }
+    let scan = src.scan.as_deref().map(|r| (r, creds.as_slice()));
+    let g = warden_graph::build_all(&inv, &CedarInvoke(engine), src.iam.as_deref(), scan)?;
+    Ok(Loaded::Ok(Box::new(inv), g, scan_findings))
 }
 
 fn write_out(path: Option<&Path>, text: &str) -> anyhow::Result<()> {
@@ -162,7 +184,7 @@ pub fn run_graph(args: GraphArgs) -> anyhow::Result<ExitCode> {
     }
     let a = args.export;
     let g = match load(&a.src, a.format != GraphFormat::Dot)? {
-        Loaded::Ok(_, g) => g,
+        Loaded::Ok(_, g, _) => g,
         Loaded::Unusable(code) => return Ok(code),
     };
     let text = match a.format {
@@ -180,7 +202,7 @@ pub fn run_graph(args: GraphArgs) -> anyhow::Result<ExitCode> {
 
 fn run_paths(a: PathsArgs) -> anyhow::Result<ExitCode> {
     let g = match load(&a.src, a.format == Format::Json)? {
-        Loaded::Ok(_, g) => g,
+        Loaded::Ok(_, g, _) => g,
         Loaded::Unusable(code) => return Ok(code),
     };
     let node = |id: &str| {
@@ -254,8 +276,8 @@ struct Reported {
 }
 
 pub fn run_findings(a: FindingsArgs) -> anyhow::Result<ExitCode> {
-    let (inv, g) = match load(&a.src, a.format != FindingsFormat::Text)? {
-        Loaded::Ok(inv, g) => (inv, g),
+    let (inv, g, scanned) = match load(&a.src, a.format != FindingsFormat::Text)? {
+        Loaded::Ok(inv, g, scanned) => (inv, g, scanned),
         Loaded::Unusable(code) => return Ok(code),
     };
     let mut all: Vec<Reported> = check::check(&inv)
@@ -265,6 +287,10 @@ pub fn run_findings(a: FindingsArgs) -> anyhow::Result<ExitCode> {
             remediation: None,
         })
         .collect();
+    all.extend(scanned.into_iter().map(|f| Reported {
+        finding: f,
+        remediation: None,
+    }));
     all.extend(warden_graph::analyse(&g).into_iter().map(
         |GraphFinding {
              finding,
@@ -305,66 +331,11 @@ pub fn run_findings(a: FindingsArgs) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&doc)?);
         }
         FindingsFormat::Sarif => {
-            println!("{}", serde_json::to_string_pretty(&sarif(&plain))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&warden_scan::sarif::to_sarif(&plain))?
+            );
         }
     }
     Ok(output::findings_exit(&plain, a.fail_on))
-}
-
-/// A minimal SARIF 2.1.0 log (the scanner's writer has not landed; replace when it does).
-fn sarif(findings: &[Finding]) -> serde_json::Value {
-    let mut rules: Vec<&str> = findings.iter().map(|f| f.rule_id.as_str()).collect();
-    rules.sort_unstable();
-    rules.dedup();
-    let results: Vec<serde_json::Value> = findings
-        .iter()
-        .map(|f| {
-            let level = match f.severity {
-                Severity::Critical | Severity::High => "error",
-                Severity::Medium => "warning",
-                _ => "note",
-            };
-            let mut r = serde_json::json!({
-                "ruleId": f.rule_id,
-                "level": level,
-                "message": {"text": f.message},
-                "properties": {
-                    "severity": f.severity.as_str(),
-                    "subject": f.subject,
-                    "evidence": f.evidence,
-                    "fix": f.fix,
-                    "owasp": f.owasp,
-                },
-            });
-            if let Some(l) = &f.location {
-                let mut region = serde_json::json!({});
-                if l.line > 0 {
-                    region["startLine"] = l.line.into();
-                    if l.column > 0 {
-                        region["startColumn"] = l.column.into();
-                    }
-                }
-                let mut phys = serde_json::json!({
-                    "artifactLocation": {"uri": l.file.display().to_string().replace('\\', "/")},
-                });
-                if l.line > 0 {
-                    phys["region"] = region;
-                }
-                r["locations"] = serde_json::json!([{"physicalLocation": phys}]);
-            }
-            r
-        })
-        .collect();
-    serde_json::json!({
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "warden",
-                "informationUri": "https://example.invalid/warden",
-                "rules": rules.iter().map(|id| serde_json::json!({"id": id})).collect::<Vec<_>>(),
-            }},
-            "results": results,
-        }],
-    })
 }

@@ -389,3 +389,43 @@ fn a_cedar_forbid_removes_the_can_invoke_edge_and_the_trifecta() {
         .is_some()
     );
 }
+
+/// `--scan`: the scanner's findings join the report, and a secret in an agent's code becomes
+/// a credential node that agent holds.
+#[test]
+fn findings_with_scan_include_scanner_results_and_credential_nodes() {
+    let dir = acme();
+    let d = dir.to_str().unwrap();
+    let out = warden(&["findings", d, "--scan", d, "--format", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = json_of(&out);
+    let list = doc["findings"].as_array().unwrap();
+    let secrets: Vec<&Value> = list
+        .iter()
+        .filter(|f| f["rule_id"].as_str().unwrap().starts_with("scan.secret."))
+        .collect();
+    assert!(!secrets.is_empty(), "acme's planted key is reported");
+    assert!(list.iter().any(|f| f["rule_id"] == "graph.lethal-trifecta"));
+
+    let out = warden(&["graph", d, "--scan", d, "--format", "json"]);
+    let g = json_of(&out);
+    let held: Vec<&Value> = g["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["kind"] == "HoldsCredential"
+                && e["from"].as_str().unwrap().starts_with("agent:")
+                && e["to"].as_str().unwrap().starts_with("credential:scan:")
+        })
+        .collect();
+    assert!(
+        !held.is_empty(),
+        "a scanned secret in agent code is held by that agent"
+    );
+}

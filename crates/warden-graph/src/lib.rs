@@ -29,7 +29,10 @@ pub mod iam;
 pub mod rules;
 
 pub use analysis::View;
-pub use build::{EntitlementPolicy, Invocation, InvokePolicy, build, build_with_iam};
+pub use build::{
+    EntitlementPolicy, Invocation, InvokePolicy, ScannedCredential, build, build_all,
+    build_with_iam,
+};
 pub use error::GraphError;
 pub use graph::{Edge, EdgeKind, Graph, GraphBuilder, Node, NodeKind, Remedy};
 pub use rules::{GraphFinding, Options, Remediation, findings};
