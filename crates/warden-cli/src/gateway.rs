@@ -57,12 +57,11 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     rt.block_on(async move {
         let st = store.open(false, Durability::Full).await?;
         let writer = st.audit_writer().await?;
-        let gw = Arc::new(Gateway::new(
-            inv.clone(),
-            decider,
-            writer,
-            GatewayOptions::default(),
-        ));
+        let gate = crate::approvals::gate(&inv, &st, &store)?;
+        let gw = Arc::new(
+            Gateway::new(inv.clone(), decider, writer, GatewayOptions::default())
+                .with_approvals(gate),
+        );
         let who = Principal::direct(&inv, &agent, None);
         let mut ev = gw.event("session", Some(&who), None);
         ev.outcome = Some("stdio".into());

@@ -486,3 +486,75 @@ fn hold_time_over_then_restart_then_retry_proceeds_once() {
     assert!(err.contains(again[0]["id"].as_str().unwrap()), "{out}");
     w.terminate();
 }
+
+#[test]
+fn stdio_gateway_holds_the_call_until_approved_from_the_cli() {
+    require_deps();
+    let dir = tempfile::tempdir().unwrap();
+    write_inventory(dir.path(), None, "");
+    write_approvals(dir.path(), "60s", &[]);
+    let db = dir.path().join("warden.db");
+    let steps = json!([{"call": "testkit.echo", "args": {"message": "over stdio"}}]);
+    let c = Command::new(python())
+        .args([
+            fixture("mcp_client.py"),
+            "stdio".into(),
+            steps.to_string(),
+            "--".into(),
+        ])
+        .args([WARDEN, "gateway", "stdio", "--agent", "alpha"])
+        .arg(dir.path())
+        .arg("--db")
+        .arg(&db)
+        .env("PATH", path_env())
+        .env("WARDEN_TEST_UPSTREAM_SECRET", "s3cr3t-upstream-credential")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run = |args: &[&str]| {
+        let mut a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        a.extend([
+            dir.path().display().to_string(),
+            "--db".into(),
+            db.display().to_string(),
+        ]);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        warden(&a)
+    };
+    let start = Instant::now();
+    let id = loop {
+        if db.exists() {
+            let o = run(&["approvals", "list", "--format", "json"]);
+            if o.status.success() {
+                let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+                if let Some(id) = v["approvals"][0]["id"].as_str() {
+                    break id.to_string();
+                }
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no pending request from the stdio gateway"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let o = run(&[
+        "approvals",
+        "approve",
+        &id,
+        "--as",
+        "approver@example.com",
+        "--reason",
+        "fine",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = finish(c);
+    assert_eq!(out["calls"][0]["isError"], false, "{out}");
+    assert!(
+        out["calls"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("over stdio")
+    );
+}

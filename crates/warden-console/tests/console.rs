@@ -455,3 +455,72 @@ async fn server_refuses_outsiders_owner_and_forged_posts_and_accepts_an_approver
     .await;
     assert_eq!(st, StatusCode::CONFLICT);
 }
+
+#[tokio::test]
+async fn admin_api_answers_with_per_approver_tokens() {
+    let t = setup(false).await;
+    let state = ConsoleState::new(
+        t.inv.clone(),
+        t.store.clone(),
+        ConsoleOptions::default(),
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    let api = warden_console::mount(state);
+    let r = ops::open(&t.store, refund(900), now_ms()).await.unwrap();
+    let post = |token: Option<&str>, action: &str, body: &str| {
+        let mut b = Request::post(format!("/api/approvals/{}/{action}", r.id))
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(tok) = token {
+            b = b.header(header::AUTHORIZATION, format!("Bearer {tok}"));
+        }
+        b.body(Body::from(body.to_string())).unwrap()
+    };
+    // No token, a wrong token: 401.
+    let (st, _, _) = send(&api, post(None, "approve", r#"{"reason":"x"}"#)).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, _, _) = send(
+        &api,
+        post(Some("wap_forged"), "approve", r#"{"reason":"x"}"#),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    // The owner's token: 403 (separation of duties), audited as refused.
+    let dave = t.store.issue_approver_token("dave", None).await.unwrap();
+    let (st, _, body) = send(
+        &api,
+        post(Some(&dave.token), "approve", r#"{"reason":"mine"}"#),
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{body}");
+    // A finance lead: no reason is 400, with a reason it is approved (via webhook).
+    let bob = t.store.issue_approver_token("bob", None).await.unwrap();
+    let (st, _, _) = send(&api, post(Some(&bob.token), "approve", r#"{"reason":""}"#)).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, _, body) = send(
+        &api,
+        post(Some(&bob.token), "approve", r#"{"reason":"ok from Slack"}"#),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["approval"]["status"], "approved");
+    assert_eq!(v["approval"]["votes"][0]["via"], "webhook");
+    assert!(v["approval"].get("args").is_none());
+    // Answering again: 409. Reading it back works with a token.
+    let (st, _, _) = send(
+        &api,
+        post(Some(&bob.token), "deny", r#"{"reason":"changed my mind"}"#),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    let (st, _, body) = send(
+        &api,
+        Request::get(format!("/api/approvals/{}", r.id))
+            .header(header::AUTHORIZATION, format!("Bearer {}", bob.token))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(body.contains(&r.id) && !body.contains("sk_live"));
+}
