@@ -268,7 +268,12 @@ impl ApprovalRequest {
                     .collect();
                 format!("approved by {}", names.join(", "))
             }
-            Status::Expired => "expired without an answer".into(),
+            Status::Expired if self.approvals().is_empty() => "expired without an answer".into(),
+            Status::Expired => format!(
+                "expired ({} of {} approvals, not used in time)",
+                self.approvals().len(),
+                self.approvals_required
+            ),
             Status::Pending => format!(
                 "pending ({} of {} approvals)",
                 self.approvals().len(),
