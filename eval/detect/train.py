@@ -29,6 +29,11 @@ def fnv(h, data):
     return h
 
 
+def bigram(prev, h):
+    x = (((prev * 0x9E3779B1) & 0xFFFFFFFF) ^ h) * 0x85EBCA6B & 0xFFFFFFFF
+    return x ^ (x >> 15)
+
+
 def tokens(text):
     """(start, end, unigram bucket, bigram bucket or -1) per token, on UTF-8 bytes."""
     b = text.translate(FOLD).encode("utf-8")
@@ -44,7 +49,7 @@ def tokens(text):
             i += 1
         tok = b[s:i].lower()
         h = fnv(FNV_OFFSET, tok)
-        hb = fnv(fnv(prev, b" "), tok) & (N - 1) if prev is not None else -1
+        hb = bigram(prev, h) & (N - 1) if prev is not None else -1
         out.append((s, i, h & (N - 1), hb))
         prev = h
     return out

@@ -1,4 +1,5 @@
-//! The statistical layer: a logistic regression over hashed word unigrams and bigrams, scored
+//! The statistical layer: a logistic regression over hashed word unigrams (FNV-1a of the
+//! lower-cased token) and bigrams (a mix of the two unigram hashes), scored
 //! on every window of [`Model::window`] consecutive tokens; a text's score is its best
 //! window's. Trained by `eval/detect/train.py` (which mirrors the feature extraction here
 //! exactly); the weights ship in `model/injection.bin` and are compiled in.
@@ -36,6 +37,13 @@ const FNV_PRIME: u32 = 0x0100_0193;
 fn fnv(mut h: u32, b: u8) -> u32 {
     h ^= b as u32;
     h.wrapping_mul(FNV_PRIME)
+}
+
+/// Bigram bucket from the two unigram hashes (one multiply per token, not per byte).
+#[inline]
+fn bigram(prev: u32, h: u32) -> u32 {
+    let x = (prev.wrapping_mul(0x9E37_79B1) ^ h).wrapping_mul(0x85EB_CA6B);
+    x ^ (x >> 15)
 }
 
 #[inline]
@@ -108,18 +116,13 @@ impl Model {
             }
             let start = i;
             let mut h = FNV_OFFSET;
-            let mut hb = prev_hash.map(|p| fnv(p, b' '));
             while i < len && is_token_byte(bytes[i]) {
-                let b = bytes[i].to_ascii_lowercase();
-                h = fnv(h, b);
-                if let Some(x) = hb.as_mut() {
-                    *x = fnv(*x, b);
-                }
+                h = fnv(h, bytes[i].to_ascii_lowercase());
                 i += 1;
             }
             let mut c = self.weights[(h & self.mask) as usize];
-            if let Some(x) = hb {
-                c += self.weights[(x & self.mask) as usize];
+            if let Some(p) = prev_hash {
+                c += self.weights[(bigram(p, h) & self.mask) as usize];
             }
             prev_hash = Some(h);
             let slot = n_tokens % w;

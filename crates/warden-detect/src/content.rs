@@ -26,12 +26,14 @@ fn walk(v: &Value, ptr: String, depth: u8, out: &mut Vec<TextPart>) {
     match v {
         Value::String(s) => {
             let t = s.trim_start();
-            if depth < MAX_JSON_DEPTH && (t.starts_with('{') || t.starts_with('['))
+            if depth < MAX_JSON_DEPTH
+                && (t.starts_with('{') || t.starts_with('['))
                 && let Ok(inner) = serde_json::from_str::<Value>(s)
-                    && !inner.is_string() {
-                        walk(&inner, format!("{ptr}#json"), depth + 1, out);
-                        return;
-                    }
+                && !inner.is_string()
+            {
+                walk(&inner, format!("{ptr}#json"), depth + 1, out);
+                return;
+            }
             out.push(TextPart {
                 pointer: ptr,
                 text: s.clone(),

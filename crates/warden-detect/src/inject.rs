@@ -312,15 +312,19 @@ pub(crate) fn encoded_segments(text: &str) -> Vec<Segment> {
                     decoded: d,
                 });
             }
-        } else if !has_pct && run.len() >= MIN_B64 && has_upper && has_lower
-            && let Some(d) = base64_text(run) {
-                out.push(Segment {
-                    start,
-                    end: i,
-                    encoding: "base64",
-                    decoded: d,
-                });
-            }
+        } else if !has_pct
+            && run.len() >= MIN_B64
+            && has_upper
+            && has_lower
+            && let Some(d) = base64_text(run)
+        {
+            out.push(Segment {
+                start,
+                end: i,
+                encoding: "base64",
+                decoded: d,
+            });
+        }
     }
     // Percent-encoded text with spaces encoded as `+` or `%20` often spans words: also try
     // the whole text when it is mostly escapes.
@@ -336,9 +340,10 @@ fn base64_text(run: &str) -> Option<String> {
     for eng in engines {
         if let Ok(bytes) = eng.decode(trimmed)
             && let Ok(s) = String::from_utf8(bytes)
-                && printable(&s) {
-                    return Some(s);
-                }
+            && printable(&s)
+        {
+            return Some(s);
+        }
     }
     None
 }
@@ -358,13 +363,15 @@ fn percent_decode(run: &str) -> Option<String> {
     let mut escapes = 0;
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len()
-            && let (Some(h), Some(l)) = (hexval(b[i + 1]), hexval(b[i + 2])) {
-                out.push(h * 16 + l);
-                escapes += 1;
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hexval(b[i + 1]), hexval(b[i + 2]))
+        {
+            out.push(h * 16 + l);
+            escapes += 1;
+            i += 3;
+            continue;
+        }
         out.push(if b[i] == b'+' { b' ' } else { b[i] });
         i += 1;
     }

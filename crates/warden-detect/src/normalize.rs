@@ -73,7 +73,7 @@ fn hidden_kind(c: char) -> Option<&'static str> {
 /// Folds a confusable or decorated character to ASCII, when it has an obvious reading.
 pub fn fold_char(c: char) -> Option<char> {
     let cp = c as u32;
-    
+
     match cp {
         // Fullwidth ASCII.
         0xFF01..=0xFF5E => char::from_u32(cp - 0xFEE0),

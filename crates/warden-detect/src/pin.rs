@@ -28,9 +28,10 @@ pub fn pinned_definition(tool: &Value) -> Value {
     if let Some(obj) = tool.as_object() {
         for f in PINNED_FIELDS {
             if let Some(v) = obj.get(f)
-                && !v.is_null() {
-                    m.insert(f.to_string(), v.clone());
-                }
+                && !v.is_null()
+            {
+                m.insert(f.to_string(), v.clone());
+            }
         }
     }
     Value::Object(m)

@@ -1,9 +1,10 @@
 //! Redaction of secrets and PII in text and JSON before content reaches an agent or an
 //! audit record.
 //!
-//! Secrets: a minimal built-in rule set (cloud keys, tokens, private keys, JWTs, credential
-//! assignments). The scanner's rules (`warden_scan::secrets`) had not landed when this was
-//! written; when they do, [`Redactor`] should take its secret rules from there.
+//! Secrets: the scanner's rules (`warden_scan::SecretScanner`, the same rules as
+//! `warden scan`; redactions are named by its rule id without the `scan.secret.` prefix),
+//! then a small built-in set for shapes that matter in tool results and that the scanner
+//! leaves to code scanning (bearer tokens, credentials in URLs, unquoted `password=` values).
 //! PII: email addresses, phone numbers, payment card numbers (Luhn-checked), IBANs
 //! (mod-97-checked), plus the inventory's `settings.pii_patterns`.
 
@@ -46,6 +47,7 @@ struct Rule {
 
 /// Redacts secrets and PII. Build once, share.
 pub struct Redactor {
+    scanner: warden_scan::SecretScanner,
     rules: Vec<Rule>,
 }
 
@@ -206,12 +208,29 @@ impl Redactor {
                 validate: None,
             });
         }
-        Ok(Redactor { rules })
+        Ok(Redactor {
+            scanner: warden_scan::SecretScanner::new(),
+            rules,
+        })
     }
 
     /// Spans to redact in `text`, non-overlapping, in order (earlier rules win overlaps).
     pub fn find(&self, text: &str) -> Vec<Redaction> {
         let mut found: Vec<Redaction> = Vec::new();
+        if self.scanner.may_contain(text) {
+            for m in self.scanner.find(text) {
+                found.push(Redaction {
+                    class: "secret",
+                    rule: m
+                        .rule_id
+                        .strip_prefix("scan.secret.")
+                        .unwrap_or(&m.rule_id)
+                        .to_string(),
+                    start: m.start,
+                    end: m.end,
+                });
+            }
+        }
         for r in &self.rules {
             for caps in r.re.captures_iter(text) {
                 let Some(m) = caps.get(r.group) else { continue };
@@ -315,6 +334,7 @@ mod tests {
     fn redacts_secrets_and_pii_keeping_the_rest() {
         let text = "key AKIAIOSFODNN7EXAMPLE, mail ana@example.com, card 4111-1111-1111-1111, order 1234-5678-9012-3456.";
         let out = r().redact(text);
+        // The scanner ignores AWS's documented example key; the built-in rule still redacts it.
         assert_eq!(
             out.text,
             "key [REDACTED:aws-access-key-id], mail [REDACTED:email], card [REDACTED:card-number], order 1234-5678-9012-3456."
@@ -323,6 +343,18 @@ mod tests {
             &text[out.redactions[0].start..out.redactions[0].end],
             "AKIAIOSFODNN7EXAMPLE"
         );
+    }
+
+    #[test]
+    fn scanner_rules_are_used() {
+        // An Anthropic key shape: found by warden-scan's rule and named after it.
+        let key = format!(
+            "sk-ant-api03-{}",
+            "Zx9Qw7Er5Ty3Ui1Op8As6Df4Gh2Jk0LmNbVcXz1234567890abcdEFGHijkl"
+        );
+        let out = r().redact(&format!("ANTHROPIC_API_KEY={key}\n"));
+        assert!(!out.text.contains(&key), "{}", out.text);
+        assert_eq!(out.redactions[0].class, "secret");
     }
 
     #[test]

@@ -34,11 +34,13 @@ pub struct RuleSet {
     prefilter: AhoCorasick,
     /// keyword index → rule index
     keyword_rule: Vec<usize>,
+    keyword_alnum_start: Vec<bool>,
+    keyword_short: Vec<bool>,
     always: Vec<usize>,
 }
 
 /// How far around a keyword hit a rule's regex looks.
-const REACH: usize = 240;
+const REACH: usize = 160;
 
 impl RuleSet {
     pub fn new(defs: &'static [RuleDef]) -> RuleSet {
@@ -69,6 +71,14 @@ impl RuleSet {
             defs,
             regexes,
             prefilter,
+            keyword_alnum_start: keywords
+                .iter()
+                .map(|k| k.as_bytes()[0].is_ascii_alphanumeric())
+                .collect(),
+            keyword_short: keywords
+                .iter()
+                .map(|k| k.len() <= 3 && k.as_bytes()[k.len() - 1].is_ascii_alphanumeric())
+                .collect(),
             keyword_rule,
             always,
         }
@@ -78,8 +88,24 @@ impl RuleSet {
     pub fn scan(&self, text: &str) -> Vec<RuleHit> {
         // Regions per rule, merged as hits arrive in order.
         let mut regions: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.defs.len()];
+        let bytes = text.as_bytes();
         for m in self.prefilter.find_overlapping_iter(text) {
-            let r = self.keyword_rule[m.pattern().as_usize()];
+            let k = m.pattern().as_usize();
+            // Keywords start at a word start ("ai" must not match inside "email"); short ones
+            // must also end at a word end.
+            if self.keyword_alnum_start[k]
+                && m.start() > 0
+                && bytes[m.start() - 1].is_ascii_alphanumeric()
+            {
+                continue;
+            }
+            if self.keyword_short[k]
+                && m.end() < bytes.len()
+                && bytes[m.end()].is_ascii_alphanumeric()
+            {
+                continue;
+            }
+            let r = self.keyword_rule[k];
             let s = floor_boundary(text, m.start().saturating_sub(REACH));
             let e = ceil_boundary(text, (m.end() + REACH).min(text.len()));
             let list = &mut regions[r];
@@ -230,7 +256,16 @@ pub static INJECTION_RULES: &[RuleDef] = &[
         id: "inject.secrecy",
         message: "asks the model to hide something from the user",
         score: 0.88,
-        keywords: &["user", "human", "anyone", "customer", "operator"],
+        keywords: &[
+            "do not",
+            "don't",
+            "dont",
+            "never",
+            "without",
+            "must not",
+            "should not",
+            "will not",
+        ],
         pattern: r"(\b(do not|don't|dont|never|without)\s+(tell(ing)?|inform(ing)?|notify(ing)?|mention(ing)?|alert(ing)?|reveal(ing)?|show(ing)?|asking|ask)\s+(\w+\s+){0,3}?(to\s+)?(the\s+)?(user|human|customer|operator|anyone)\b|\b(user|human)\s+(must|should|will)\s+(not|never)\s+(know|see|find out|be told|notice)\b)",
     },
     RuleDef {
