@@ -316,10 +316,10 @@ fn live_tools_list(cmd: &std::path::Path, args: &[&str]) -> Value {
             let line = rx
                 .recv_timeout(Duration::from_secs(60))
                 .expect("server answered within 60 s");
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                if v["id"] == id {
-                    return v;
-                }
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && v["id"] == id
+            {
+                return v;
             }
         }
     };
