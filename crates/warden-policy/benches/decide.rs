@@ -32,29 +32,29 @@ fn cycle(set: &'static (PolicyEngine, Vec<Request>), sliced: bool) -> impl FnMut
 #[divan::bench(sample_count = 2000)]
 fn acme_sliced(b: divan::Bencher) {
     LazyLock::force(&ACME);
-    let mut f = cycle(&ACME, true);
-    b.bench_local(move || f());
+    let f = cycle(&ACME, true);
+    b.bench_local(f);
 }
 
 #[divan::bench(sample_count = 2000)]
 fn acme_unsliced(b: divan::Bencher) {
     LazyLock::force(&ACME);
-    let mut f = cycle(&ACME, false);
-    b.bench_local(move || f());
+    let f = cycle(&ACME, false);
+    b.bench_local(f);
 }
 
 #[divan::bench(sample_count = 2000)]
 fn large_sliced(b: divan::Bencher) {
     LazyLock::force(&LARGE);
-    let mut f = cycle(&LARGE, true);
-    b.bench_local(move || f());
+    let f = cycle(&LARGE, true);
+    b.bench_local(f);
 }
 
 #[divan::bench(sample_count = 100, sample_size = 1)]
 fn large_unsliced(b: divan::Bencher) {
     LazyLock::force(&LARGE);
-    let mut f = cycle(&LARGE, false);
-    b.bench_local(move || f());
+    let f = cycle(&LARGE, false);
+    b.bench_local(f);
 }
 
 #[divan::bench(sample_count = 200)]

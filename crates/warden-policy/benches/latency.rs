@@ -8,6 +8,9 @@ use warden_policy::{PolicyEngine, Request};
 
 mod common;
 
+/// (name, engine and requests, decisions to time, sliced)
+type Row<'a> = (&'static str, &'a (PolicyEngine, Vec<Request>), usize, bool);
+
 fn percentiles(engine: &PolicyEngine, reqs: &[Request], n: usize, sliced: bool) -> Vec<Duration> {
     // Warm up caches and the allocator.
     for r in reqs.iter().take(200) {
@@ -46,7 +49,7 @@ fn main() {
         "{:<28} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "case", "n", "p50 µs", "p90 µs", "p99 µs", "p99.9 µs", "max µs"
     );
-    let rows: [(&str, &(PolicyEngine, Vec<Request>), usize, bool); 4] = [
+    let rows: [Row; 4] = [
         ("acme sliced", &acme, 200_000, true),
         ("acme unsliced", &acme, 200_000, false),
         ("generated sliced", &large, 200_000, true),

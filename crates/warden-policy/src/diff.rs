@@ -62,6 +62,9 @@ struct Probe {
     time: UtcTime,
 }
 
+/// Sets one dimension of a probe.
+type Setter = Box<dyn Fn(&mut Probe)>;
+
 const MONDAY: i64 = 1_767_571_200; // 2026-01-05T00:00:00Z
 const MAX_PRODUCT: usize = 4_096;
 
@@ -124,9 +127,9 @@ fn probes(engines: &[&PolicyEngine], tool: &ToolRef) -> Vec<Probe> {
         }
     }
     // Dimensions: each argument, taint, depth, (weekday, hour).
-    let mut dims: Vec<Vec<Box<dyn Fn(&mut Probe)>>> = Vec::new();
+    let mut dims: Vec<Vec<Setter>> = Vec::new();
     for (name, spec) in &specs {
-        let mut d: Vec<Box<dyn Fn(&mut Probe)>> = Vec::new();
+        let mut d: Vec<Setter> = Vec::new();
         for v in arg_values(spec, &ints, &strs) {
             let name = name.clone();
             d.push(Box::new(move |p: &mut Probe| match &v {
@@ -143,12 +146,12 @@ fn probes(engines: &[&PolicyEngine], tool: &ToolRef) -> Vec<Probe> {
     dims.push(
         [false, true]
             .into_iter()
-            .map(|t| Box::new(move |p: &mut Probe| p.tainted = t) as Box<dyn Fn(&mut Probe)>)
+            .map(|t| Box::new(move |p: &mut Probe| p.tainted = t) as Setter)
             .collect(),
     );
     dims.push(
         (0..4)
-            .map(|d| Box::new(move |p: &mut Probe| p.depth = d) as Box<dyn Fn(&mut Probe)>)
+            .map(|d| Box::new(move |p: &mut Probe| p.depth = d) as Setter)
             .collect(),
     );
     let mut hours: BTreeSet<i64> = [0, 23].into_iter().collect();
@@ -168,7 +171,7 @@ fn probes(engines: &[&PolicyEngine], tool: &ToolRef) -> Vec<Probe> {
     dims.push(
         times
             .into_iter()
-            .map(|t| Box::new(move |p: &mut Probe| p.time = t) as Box<dyn Fn(&mut Probe)>)
+            .map(|t| Box::new(move |p: &mut Probe| p.time = t) as Setter)
             .collect(),
     );
     let base = || {

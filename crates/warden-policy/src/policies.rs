@@ -12,7 +12,7 @@
 //! | `@approvals_required("2")` | with a group `@approval` | distinct approvals needed (default 1) |
 //! | `@separation_of_duties("false")` | with a group `@approval` | default `true` |
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -441,7 +441,7 @@ pub(crate) fn load(
             errors.push(err(
                 &file,
                 line,
-                Some(&id.to_string()),
+                Some(id.as_ref()),
                 format!(
                     "duplicate policy id `{id}` (first declared at {}:{})",
                     prev.pref.file.display(),
@@ -452,7 +452,7 @@ pub(crate) fn load(
         }
         let approval = match policy.annotation("approval") {
             None => None,
-            Some(x) => match resolve_approval(inv, &policy, x, &file, line, &id.to_string()) {
+            Some(x) => match resolve_approval(inv, &policy, x, &file, line, id.as_ref()) {
                 Ok(t) => Some(t),
                 Err(e) => {
                     errors.push(e);
@@ -499,28 +499,123 @@ pub(crate) fn load(
     }
 
     if errors.is_empty() {
-        let set = PolicySet::from_policies(policies.iter().cloned())
-            .map_err(|e| PolicyError::Inventory(e.to_string()))?;
-        let result = Validator::new(schema.clone()).validate(&set, ValidationMode::Strict);
-        for e in result.validation_errors() {
-            let id = e.policy_id();
-            let m = meta.get(id);
-            let (file, line) = match (texts.get(id), first_label_offset(e)) {
-                (Some((f, text)), Some(off)) => (f.clone(), line_of(text, off)),
-                _ => m
-                    .map(|m| (m.pref.file.clone(), m.pref.line))
-                    .unwrap_or_default(),
+        for (group, ids) in validation_groups(inv, &policies) {
+            let sub;
+            let schema = match group {
+                None => schema,
+                Some(c) => {
+                    sub = crate::schema::parse_schema(&crate::schema::schema_text_for(
+                        inv,
+                        Some(c),
+                    )?)?;
+                    &sub
+                }
             };
-            let mut msg = e.to_string();
-            if let Some(help) = e.help() {
-                msg.push_str(&format!(" ({help})"));
+            let set =
+                PolicySet::from_policies(policies.iter().filter(|p| ids.contains(p.id())).cloned())
+                    .map_err(|e| PolicyError::Inventory(e.to_string()))?;
+            let result = Validator::new(schema.clone()).validate(&set, ValidationMode::Strict);
+            for e in result.validation_errors() {
+                let id = e.policy_id();
+                let m = meta.get(id);
+                let (file, line) = match (texts.get(id), first_label_offset(e)) {
+                    (Some((f, text)), Some(off)) => (f.clone(), line_of(text, off)),
+                    _ => m
+                        .map(|m| (m.pref.file.clone(), m.pref.line))
+                        .unwrap_or_default(),
+                };
+                let mut msg = e.to_string();
+                if let Some(help) = e.help() {
+                    msg.push_str(&format!(" ({help})"));
+                }
+                errors.push(err(&file, line, Some(id.as_ref()), msg));
             }
-            errors.push(err(&file, line, Some(&id.to_string()), msg));
         }
+        errors.sort_by(|a, b| a.to_string().cmp(&b.to_string()));
     }
     match errors.len() {
         0 => Ok(Loaded { policies, meta }),
         1 => Err(errors.remove(0)),
         _ => Err(PolicyError::Many(errors)),
     }
+}
+
+/// Groups policies for validation: those whose scope can only match one connector's tools
+/// (and no other action) are validated against that connector's schema, the rest against the
+/// full one. See [`crate::schema::schema_text_for`].
+fn validation_groups<'a>(
+    inv: &'a Inventory,
+    policies: &[Policy],
+) -> BTreeMap<Option<&'a str>, std::collections::HashSet<PolicyId>> {
+    use cedar_policy::{ActionConstraint, ResourceConstraint};
+    let mut out: BTreeMap<Option<&'a str>, std::collections::HashSet<PolicyId>> = BTreeMap::new();
+    // Tool action id → (connector, effect groups).
+    let tools: HashMap<String, (&'a str, Vec<&'static str>)> = inv
+        .connectors
+        .values()
+        .flat_map(|c| {
+            c.tools.iter().map(move |(name, t)| {
+                (
+                    format!("{}.{name}", c.id.value),
+                    (c.id.value.as_str(), crate::schema::tool_groups(&t.value)),
+                )
+            })
+        })
+        .collect();
+    for p in policies {
+        let action_ids: Option<Vec<String>> = match p.action_constraint() {
+            ActionConstraint::Any => None,
+            ActionConstraint::Eq(u) => Some(vec![u.id().unescaped().to_string()]),
+            ActionConstraint::In(v) => {
+                Some(v.iter().map(|u| u.id().unescaped().to_string()).collect())
+            }
+        };
+        // The connectors whose tools the action scope can reach; None = unknown/any.
+        let mut by_action: Option<BTreeSet<&'a str>> = match &action_ids {
+            None => None,
+            Some(ids) => {
+                let mut set = BTreeSet::new();
+                let mut ok = true;
+                for id in ids {
+                    if let Some((c, _)) = tools.get(id) {
+                        set.insert(*c);
+                    } else if crate::schema::EFFECT_GROUPS.contains(&id.as_str()) {
+                        for (c, groups) in tools.values() {
+                            if groups.contains(&id.as_str()) {
+                                set.insert(*c);
+                            }
+                        }
+                    } else {
+                        // handoff, resources/read, or an unknown action: full schema.
+                        ok = false;
+                    }
+                }
+                ok.then_some(set)
+            }
+        };
+        let by_resource: Option<&str> = match p.resource_constraint() {
+            ResourceConstraint::Eq(u)
+            | ResourceConstraint::In(u)
+            | ResourceConstraint::IsIn(_, u) => {
+                let ty = u.type_name().to_string();
+                let id = u.id().unescaped().to_string();
+                match ty.as_str() {
+                    "Connector" => inv.connectors.get_key_value(&id).map(|(k, _)| k.as_str()),
+                    "Tool" => tools.get(&id).map(|(c, _)| *c),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        if let (Some(c), Some(set)) = (by_resource, by_action.as_mut()) {
+            set.retain(|x| *x == c);
+        }
+        let group = match (by_action, by_resource) {
+            (Some(set), _) if set.len() == 1 => set.into_iter().next(),
+            (None, Some(c)) => Some(c),
+            _ => None,
+        };
+        out.entry(group).or_default().insert(p.id().clone());
+    }
+    out
 }

@@ -457,3 +457,23 @@ fn decision_json_has_one_policies_key() {
     assert_eq!(v["approval_policies"], json!(["big-refunds"]));
     assert_eq!(v["policies"][0]["id"], "big-refunds");
 }
+
+#[test]
+fn validation_per_connector_keeps_errors_and_allows_connector_wide_arguments() {
+    // A typo in a tool action is still an unknown action.
+    let e = load("@id(\"typo\")\nforbid (principal, action == Action::\"pay.refnd\", resource);\n")
+        .unwrap_err();
+    assert!(e.to_string().contains("pay.refnd"), "{e}");
+    // The same typo scoped to the connector's resources.
+    let e = load("@id(\"typo\")\nforbid (principal, action == Action::\"pay.refnd\", resource in Connector::\"pay\");\n")
+        .unwrap_err();
+    assert!(e.to_string().contains("pay.refnd"), "{e}");
+    // An argument every tool of `pay` declares... `charge_id` is declared by both pay tools,
+    // so a connector-wide rule may read it; on `mail` it does not exist.
+    let ok = "@id(\"pay-wide\")\nforbid (principal, action, resource in Connector::\"pay\")\nwhen { context.args.charge_id == \"blocked\" };\n";
+    let e = load(ok).unwrap_or_else(|e| panic!("{e}"));
+    let d = e.decide(&req("refunder", "pay.get", json!({"charge_id": "blocked"})));
+    assert_eq!(d.policy_ids(), vec!["pay-wide"]);
+    let bad = "@id(\"mail-wide\")\nforbid (principal, action, resource in Connector::\"mail\")\nwhen { context.args.charge_id == \"blocked\" };\n";
+    assert!(load(bad).is_err());
+}
