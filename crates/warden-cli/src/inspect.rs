@@ -277,7 +277,10 @@ fn run_jsonl(a: &TextArgs, detector: &InjectionDetector) -> anyhow::Result<ExitC
 }
 
 /// Tool lists found in a file, by connector name.
-fn tool_lists(v: &Value, connector: Option<&str>) -> anyhow::Result<Vec<(String, Vec<Value>, Value)>> {
+fn tool_lists(
+    v: &Value,
+    connector: Option<&str>,
+) -> anyhow::Result<Vec<(String, Vec<Value>, Value)>> {
     let default = connector.unwrap_or("tools").to_string();
     if let Some(a) = v.as_array() {
         return Ok(vec![(default, a.clone(), Value::Null)]);
@@ -342,7 +345,10 @@ fn config_findings(detector: &PoisonDetector, name: &str, entry: &Value) -> Vec<
     .fix("Remove the hidden or instruction text from the configuration entry and review who changed it.")
     .owasp(&["ASI04", "LLM01"]);
     for e in ev {
-        let mut line = format!("{} [{}..{}] {}: {} \u{2014} \"{}\"", e.pointer, e.start, e.end, e.rule, e.message, e.snippet);
+        let mut line = format!(
+            "{} [{}..{}] {}: {} \u{2014} \"{}\"",
+            e.pointer, e.start, e.end, e.rule, e.message, e.snippet
+        );
         if let Some(d) = e.decoded {
             line.push_str(&format!(" decodes to \"{d}\""));
         }
@@ -372,10 +378,10 @@ fn collect_config_strings(v: &Value, ptr: String, out: &mut Vec<(String, String)
 
 fn run_tools(a: ToolsArgs) -> anyhow::Result<ExitCode> {
     let input = read_input(&a.file)?;
-    let v: Value = serde_json::from_str(&input)
-        .with_context(|| format!("{}: not JSON", a.file.display()))?;
-    let lists = tool_lists(&v, a.connector.as_deref())
-        .with_context(|| a.file.display().to_string())?;
+    let v: Value =
+        serde_json::from_str(&input).with_context(|| format!("{}: not JSON", a.file.display()))?;
+    let lists =
+        tool_lists(&v, a.connector.as_deref()).with_context(|| a.file.display().to_string())?;
     let detector = PoisonDetector::default();
     let mut findings = Vec::new();
     let mut tools_json = Vec::new();
@@ -449,7 +455,10 @@ fn run_redact(a: RedactArgs) -> anyhow::Result<ExitCode> {
                     .iter()
                     .map(|(p, r)| json!({"pointer": p, "class": r.class, "rule": r.rule, "start": r.start, "end": r.end}))
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&json!({"redacted": v, "redactions": list}))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({"redacted": v, "redactions": list}))?
+                );
             }
             Format::Text => println!("{}", serde_json::to_string_pretty(&v)?),
         }
@@ -458,7 +467,9 @@ fn run_redact(a: RedactArgs) -> anyhow::Result<ExitCode> {
         match a.format {
             Format::Json => println!(
                 "{}",
-                serde_json::to_string_pretty(&json!({"redacted": r.text, "redactions": r.redactions}))?
+                serde_json::to_string_pretty(
+                    &json!({"redacted": r.text, "redactions": r.redactions})
+                )?
             ),
             Format::Text => print!("{}", r.text),
         }
