@@ -52,4 +52,4 @@ PY
 echo "warden: $warden ($("$warden" --version))"
 echo "detect-secrets: $("$ds" --version); rg: $(rg --version | head -1); cores: $(nproc)"
 python3 bench/scan/bench.py --warden "$warden" --detect-secrets "$ds" --keywords "$data/scan-keywords.txt" \
-  "$repo:langchain-community:ds" "$small:tree-1/8:ds" "$tree:tree-full"
+  "$repo:langchain-community:ds" "$tree/small/part-00:tree-1/32:ds" "$small:tree-1/8" "$tree:tree-full"

@@ -134,6 +134,26 @@ fn bom_name(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
+/// Inventory agents with a `code:` directory inside the scanned tree, relative to it.
+fn declared_agents(inv: &Inventory, scanned: &Path) -> Vec<bom::DeclaredAgent> {
+    let Ok(root) = std::fs::canonicalize(scanned) else {
+        return Vec::new();
+    };
+    inv.agents
+        .values()
+        .filter_map(|a| {
+            let code = a.code.as_ref()?;
+            let abs = std::fs::canonicalize(inv.root.join(code)).ok()?;
+            let rel = abs.strip_prefix(&root).ok()?.to_path_buf();
+            Some(bom::DeclaredAgent {
+                id: a.id.value.clone(),
+                dir: rel,
+                model: a.model.clone(),
+            })
+        })
+        .collect()
+}
+
 pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     if !args.path.exists() {
         eprintln!("error: {}: no such file or directory", args.path.display());
@@ -188,6 +208,12 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         .filter(|_| !args.secrets_only)
     {
         findings.extend(bom::check_policy(&ai_bom, policy));
+    }
+    if let Some(inv) = policy_inventory.as_ref().filter(|_| !args.secrets_only) {
+        findings.extend(bom::check_declared_models(
+            &ai_bom,
+            &declared_agents(inv, &args.path),
+        ));
     }
     finding::sort_findings(&mut findings);
     if let Some(p) = &args.bom {

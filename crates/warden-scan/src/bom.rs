@@ -287,6 +287,11 @@ pub fn file_facts(
                         continue;
                     }
                 }
+                // One occurrence per model per file (its first line) keeps the BOM's
+                // size proportional to files, not to lines.
+                if f.models.iter().any(|m| m.name == name) {
+                    continue;
+                }
                 f.models.push(ModelRef {
                     provider: provider_of(name).to_string(),
                     name: name.to_string(),
