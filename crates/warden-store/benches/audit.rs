@@ -46,7 +46,11 @@ fn redact_args(b: divan::Bencher) {
 }
 
 fn setup(d: Durability) -> (tokio::runtime::Runtime, tempfile::TempDir, AuditWriter) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let w = rt.block_on(async {
         let s = Store::open(&dir.path().join("b.db"), d).await.unwrap();
