@@ -7,18 +7,19 @@ use sqlx::AnyPool;
 use crate::StoreError;
 
 /// `(version, statements)`.
-pub const MIGRATIONS: &[(i64, &[&str])] = &[(
-    1,
-    &[
-        // The audit trail. `record` is the canonical JSON of {"seq", "event"}; `hash` chains it.
-        "CREATE TABLE IF NOT EXISTS audit (
+pub const MIGRATIONS: &[(i64, &[&str])] = &[
+    (
+        1,
+        &[
+            // The audit trail. `record` is the canonical JSON of {"seq", "event"}; `hash` chains it.
+            "CREATE TABLE IF NOT EXISTS audit (
             seq BIGINT PRIMARY KEY,
             record TEXT NOT NULL,
             prev_hash TEXT NOT NULL,
             hash TEXT NOT NULL
         )",
-        // Agent bearer tokens: only the sha256 of the secret is stored.
-        "CREATE TABLE IF NOT EXISTS tokens (
+            // Agent bearer tokens: only the sha256 of the secret is stored.
+            "CREATE TABLE IF NOT EXISTS tokens (
             id TEXT PRIMARY KEY,
             agent TEXT NOT NULL,
             token_hash TEXT NOT NULL UNIQUE,
@@ -27,9 +28,11 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[(
             revoked_ms BIGINT,
             description TEXT
         )",
-        "CREATE INDEX IF NOT EXISTS tokens_agent ON tokens(agent)",
-    ],
-), (2, crate::approvals::SCHEMA)];
+            "CREATE INDEX IF NOT EXISTS tokens_agent ON tokens(agent)",
+        ],
+    ),
+    (2, crate::approvals::SCHEMA),
+];
 
 /// Applies every migration newer than the database's version.
 pub async fn migrate(pool: &AnyPool) -> Result<(), StoreError> {
