@@ -194,12 +194,15 @@ pub fn check_code(rel: &Path, kind: FileKind, text: &str, first_line: u64) -> Ve
             }
             if c.rule.id == "scan.code.shell-on-model-output" && python {
                 // `os.system(f"...")` without a placeholder is a literal command.
-                if let Some(arg) = line.split_once("system(").map(|(_, a)| a.trim_start()) {
-                    if (arg.starts_with("f\"") || arg.starts_with("f'"))
-                        && !arg.split([')', '\n']).next().unwrap_or("").contains('{')
-                    {
-                        continue;
-                    }
+                let literal_f_string = line
+                    .split_once("system(")
+                    .map(|(_, a)| a.trim_start())
+                    .is_some_and(|arg| {
+                        (arg.starts_with("f\"") || arg.starts_with("f'"))
+                            && !arg.split([')', '\n']).next().unwrap_or("").contains('{')
+                    });
+                if literal_f_string {
+                    continue;
                 }
             }
             if c.rule.id == "scan.code.eval-model-output" {
