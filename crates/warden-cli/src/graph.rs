@@ -123,7 +123,7 @@ pub struct FindingsArgs {
 
 enum Loaded {
     /// Inventory, graph, the scanner's findings, tools a Cedar `@approval` policy can gate.
-    Ok(Box<Inventory>, Graph, Vec<Finding>, BTreeSet<String>),
+    Ok(Box<Inventory>, Box<Graph>, Vec<Finding>, BTreeSet<String>),
     Unusable(ExitCode),
 }
 
@@ -168,7 +168,7 @@ fn load(src: &Sources, json_errors: bool) -> anyhow::Result<Loaded> {
     let gated = engine.approval_gated_tools();
     let scan = src.scan.as_deref().map(|r| (r, creds.as_slice()));
     let g = warden_graph::build_all(&inv, &CedarInvoke(engine), src.iam.as_deref(), scan)?;
-    Ok(Loaded::Ok(Box::new(inv), g, scan_findings, gated))
+    Ok(Loaded::Ok(Box::new(inv), Box::new(g), scan_findings, gated))
 }
 
 fn write_out(path: Option<&Path>, text: &str) -> anyhow::Result<()> {

@@ -531,7 +531,7 @@ pub(crate) fn load(
                 errors.push(err(&file, line, Some(id.as_ref()), msg));
             }
         }
-        errors.sort_by(|a, b| a.to_string().cmp(&b.to_string()));
+        errors.sort_by_key(|e| e.to_string());
     }
     match errors.len() {
         0 => Ok(Loaded { policies, meta }),
