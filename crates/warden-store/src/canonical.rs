@@ -1,48 +1,14 @@
 //! Canonical JSON: object keys sorted by their UTF-8 bytes, no insignificant whitespace.
-//! The audit chain hashes this form so that key order in storage never matters.
+//! The audit chain hashes this form so that key order in storage never matters. It is the
+//! same function that computes approval argument digests (`warden_approval::canonical`), so
+//! digests in audit records and approvals always agree.
 
-use serde_json::Value;
-
-/// Serialises `v` canonically.
-pub fn canonical_json(v: &Value) -> String {
-    let mut out = String::new();
-    write(v, &mut out);
-    out
-}
-
-fn write(v: &Value, out: &mut String) {
-    match v {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String((*k).clone()).to_string());
-                out.push(':');
-                write(&map[*k], out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write(item, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
-}
+pub use warden_approval::canonical::canonical_json;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn key_order_does_not_matter() {
