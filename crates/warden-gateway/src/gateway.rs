@@ -103,8 +103,55 @@ pub struct Gateway {
     request_prefix: String,
     request_counter: AtomicU64,
     secrets: warden_scan::secrets::SecretScanner,
+    /// Prompt-injection detection on tool results (issue 8).
+    injection: warden_detect::InjectionDetector,
+    /// Secret and PII redaction of results for connectors with `redact_results`.
+    redactor: warden_detect::Redactor,
     /// The approval hold (issue 5); None: `needs_approval` is refused.
     approvals: Option<Arc<crate::approval::ApprovalGate>>,
+}
+
+/// The injection detector's settings from the inventory (`settings.injection_threshold`).
+fn injection_config(inv: &Inventory) -> warden_detect::InjectionConfig {
+    let mut c = warden_detect::InjectionConfig::default();
+    if let Some(t) = inv.settings.injection_threshold
+        && t > 0.0
+        && t <= 1.0
+    {
+        c.threshold = t;
+        c.suspicious_threshold = c.suspicious_threshold.min(t);
+    }
+    c
+}
+
+/// The result redactor with the inventory's extra PII patterns. A pattern that does not
+/// compile is skipped with a warning rather than disabling redaction altogether.
+fn redactor_for(inv: &Inventory) -> warden_detect::Redactor {
+    let mut patterns = inv.settings.pii_patterns.clone();
+    loop {
+        match warden_detect::Redactor::new(&patterns) {
+            Ok(r) => return r,
+            Err(e) => {
+                let bad: Vec<String> = patterns
+                    .iter()
+                    .filter(|(_, re)| regex_compiles(re).is_err())
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                eprintln!("warden: ignoring PII patterns {bad:?}: {e}");
+                if bad.is_empty() {
+                    patterns.clear();
+                } else {
+                    patterns.retain(|k, _| !bad.contains(k));
+                }
+            }
+        }
+    }
+}
+
+fn regex_compiles(re: &str) -> Result<(), ()> {
+    warden_detect::Redactor::new(&BTreeMap::from([("probe".to_string(), re.to_string())]))
+        .map(|_| ())
+        .map_err(|_| ())
 }
 
 /// Applies `f` to every string inside `v`.
@@ -195,6 +242,8 @@ impl Gateway {
             };
             upstreams.insert(id.clone(), Arc::new(up));
         }
+        let injection = warden_detect::InjectionDetector::new(injection_config(&inv));
+        let redactor = redactor_for(&inv);
         Gateway {
             inv,
             decider,
@@ -205,6 +254,8 @@ impl Gateway {
             request_prefix: random_hex(4),
             request_counter: AtomicU64::new(1),
             secrets: warden_scan::secrets::SecretScanner::new(),
+            injection,
+            redactor,
             approvals: None,
         }
     }
@@ -812,7 +863,18 @@ impl Gateway {
                     if !is_error {
                         self.taint_if_untrusted(session, &tr);
                     }
-                    ok(id, result)
+                    let mut result = result;
+                    match self.inspect_result(session, &tr, &mut result, &mut out) {
+                        Some(blocked) => {
+                            out.outcome = Some("blocked_injection".into());
+                            tool_error(
+                                id,
+                                &blocked,
+                                json!({"request": request_id, "blocked": "injection"}),
+                            )
+                        }
+                        None => ok(id, result),
+                    }
                 }
             }
             Err(GatewayError::Cancelled) => {
@@ -833,6 +895,72 @@ impl Gateway {
         out.tainted = session.map(|s| s.tainted.load(Ordering::Acquire));
         self.audit.append_nowait(&out).await;
         reply
+    }
+
+    /// Inspects a result before it reaches the agent: prompt injection (flag, taint or block
+    /// per the connector's `on_injection`) and, where the connector asks, redaction of secrets
+    /// and PII. Returns the message for the agent when the result is blocked.
+    fn inspect_result(
+        &self,
+        session: Option<&Arc<Session>>,
+        tr: &ToolRef,
+        result: &mut Value,
+        out: &mut AuditEvent,
+    ) -> Option<String> {
+        let conn = self.inv.connectors.get(&tr.connector);
+        let parts: Vec<String> = warden_detect::content::text_parts(result)
+            .into_iter()
+            .map(|p| p.text)
+            .collect();
+        let (report, _) = self.injection.inspect_parts(&parts);
+        let action = warden_detect::action_for(&report, conn.and_then(|c| c.on_injection));
+        if action != warden_detect::GatewayAction::Pass {
+            let rules: Vec<&str> = report
+                .evidence
+                .iter()
+                .take(5)
+                .map(|e| e.rule.as_str())
+                .collect();
+            out.detail.insert(
+                "injection".into(),
+                json!({
+                    "verdict": report.verdict.as_str(),
+                    "score": (report.score * 1000.0).round() / 1000.0,
+                    "action": action,
+                    "rules": rules,
+                }),
+            );
+        }
+        if action.taints()
+            && let Some(s) = session
+        {
+            s.tainted.store(true, Ordering::Release);
+            let source = format!("injection:{}", tr.qualified());
+            let mut src = s.taint_sources.lock().unwrap();
+            if !src.contains(&source) {
+                src.push(source);
+            }
+        }
+        if action == warden_detect::GatewayAction::Block {
+            return Some(format!(
+                "Warden blocked the result of {}: it looks like a prompt injection (score {:.2}, {}). The session is tainted.",
+                tr.qualified(),
+                report.score,
+                report
+                    .evidence
+                    .first()
+                    .map(|e| e.message.as_str())
+                    .unwrap_or("detector")
+            ));
+        }
+        if conn.is_some_and(|c| c.redact_results) {
+            let redactions = self.redactor.redact_json(result);
+            if !redactions.is_empty() {
+                let rules: Vec<String> = redactions.iter().map(|(_, r)| r.rule.clone()).collect();
+                out.detail.insert("redacted".into(), json!(rules));
+            }
+        }
+        None
     }
 
     fn taint_if_untrusted(&self, session: Option<&Arc<Session>>, tr: &ToolRef) {
