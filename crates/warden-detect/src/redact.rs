@@ -176,6 +176,19 @@ impl Redactor {
     /// The built-in secret and PII rules plus `custom` (name → regex, as in the
     /// inventory's `settings.pii_patterns`).
     pub fn new(custom: &BTreeMap<String, String>) -> Result<Redactor, DetectError> {
+        let (redactor, mut errors) = Redactor::with_custom(custom);
+        if errors.is_empty() {
+            Ok(redactor)
+        } else {
+            Err(errors.remove(0))
+        }
+    }
+
+    /// Like [`Redactor::new`], but a custom pattern that does not compile is left out (and
+    /// returned as an error) instead of failing the whole redactor: for a running gateway,
+    /// redacting with the built-in rules beats not redacting at all.
+    pub fn with_custom(custom: &BTreeMap<String, String>) -> (Redactor, Vec<DetectError>) {
+        let mut errors = Vec::new();
         let mut rules = Vec::new();
         for (name, pat, group) in SECRET_RULES {
             rules.push(Rule {
@@ -196,10 +209,16 @@ impl Redactor {
             });
         }
         for (name, pat) in custom {
-            let re = Regex::new(pat).map_err(|e| DetectError::Pattern {
-                name: name.clone(),
-                message: e.to_string(),
-            })?;
+            let re = match Regex::new(pat) {
+                Ok(re) => re,
+                Err(e) => {
+                    errors.push(DetectError::Pattern {
+                        name: name.clone(),
+                        message: e.to_string(),
+                    });
+                    continue;
+                }
+            };
             rules.push(Rule {
                 class: "pii",
                 name: name.clone(),
@@ -208,10 +227,11 @@ impl Redactor {
                 validate: None,
             });
         }
-        Ok(Redactor {
+        let redactor = Redactor {
             scanner: warden_scan::SecretScanner::new(),
             rules,
-        })
+        };
+        (redactor, errors)
     }
 
     /// Spans to redact in `text`, non-overlapping, in order (earlier rules win overlaps).

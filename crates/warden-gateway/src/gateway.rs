@@ -127,31 +127,11 @@ fn injection_config(inv: &Inventory) -> warden_detect::InjectionConfig {
 /// The result redactor with the inventory's extra PII patterns. A pattern that does not
 /// compile is skipped with a warning rather than disabling redaction altogether.
 fn redactor_for(inv: &Inventory) -> warden_detect::Redactor {
-    let mut patterns = inv.settings.pii_patterns.clone();
-    loop {
-        match warden_detect::Redactor::new(&patterns) {
-            Ok(r) => return r,
-            Err(e) => {
-                let bad: Vec<String> = patterns
-                    .iter()
-                    .filter(|(_, re)| regex_compiles(re).is_err())
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                eprintln!("warden: ignoring PII patterns {bad:?}: {e}");
-                if bad.is_empty() {
-                    patterns.clear();
-                } else {
-                    patterns.retain(|k, _| !bad.contains(k));
-                }
-            }
-        }
+    let (redactor, errors) = warden_detect::Redactor::with_custom(&inv.settings.pii_patterns);
+    for e in errors {
+        eprintln!("warden: ignoring a PII pattern: {e}");
     }
-}
-
-fn regex_compiles(re: &str) -> Result<(), ()> {
-    warden_detect::Redactor::new(&BTreeMap::from([("probe".to_string(), re.to_string())]))
-        .map(|_| ())
-        .map_err(|_| ())
+    redactor
 }
 
 /// Applies `f` to every string inside `v`.
