@@ -12,6 +12,41 @@ use crate::store::{ApprovalStore, ListFilter};
 
 const RETRIES: usize = 8;
 
+/// Reads request `id`, applies `apply` (which says whether it changed the request) and
+/// writes it back under the version check, re-reading and retrying when another writer won.
+/// A transition refused because the request ran out still persists the expiry it applied.
+async fn transition<S: ApprovalStore>(
+    store: &S,
+    id: &str,
+    mut apply: impl FnMut(&mut ApprovalRequest) -> Result<bool, ApprovalError>,
+) -> Result<ApprovalRequest, ApprovalError> {
+    for _ in 0..RETRIES {
+        let mut r = store
+            .get(id)
+            .await?
+            .ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
+        match apply(&mut r) {
+            Ok(false) => return Ok(r),
+            Ok(true) => {}
+            Err(ApprovalError::Expired(e)) => {
+                // Persist the expiry; the transition itself is refused either way.
+                let _ = store.update(&r).await;
+                return Err(ApprovalError::Expired(e));
+            }
+            Err(e) => return Err(e),
+        }
+        match store.update(&r).await {
+            Ok(()) => {
+                r.version += 1;
+                return Ok(r);
+            }
+            Err(ApprovalError::Conflict(_)) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(ApprovalError::Conflict(id.to_string()))
+}
+
 /// Opens and stores a new pending request.
 pub async fn open<S: ApprovalStore>(
     store: &S,
@@ -29,24 +64,7 @@ pub async fn get<S: ApprovalStore>(
     id: &str,
     now_ms: i64,
 ) -> Result<ApprovalRequest, ApprovalError> {
-    for _ in 0..RETRIES {
-        let mut r = store
-            .get(id)
-            .await?
-            .ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
-        if !machine::expire_if_due(&mut r, now_ms) {
-            return Ok(r);
-        }
-        match store.update(&r).await {
-            Ok(()) => {
-                r.version += 1;
-                return Ok(r);
-            }
-            Err(ApprovalError::Conflict(_)) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(ApprovalError::Conflict(id.to_string()))
+    transition(store, id, |r| Ok(machine::expire_if_due(r, now_ms))).await
 }
 
 /// Lists requests after expiring those whose time is up.
@@ -79,30 +97,10 @@ pub async fn vote<S: ApprovalStore>(
     via: Via,
     now_ms: i64,
 ) -> Result<ApprovalRequest, ApprovalError> {
-    for _ in 0..RETRIES {
-        let mut r = store
-            .get(id)
-            .await?
-            .ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
-        match machine::vote(&mut r, inv, human, kind, reason, via, now_ms) {
-            Ok(_) => {}
-            Err(ApprovalError::Expired(e)) => {
-                // Persist the expiry; the vote itself is refused either way.
-                let _ = store.update(&r).await;
-                return Err(ApprovalError::Expired(e));
-            }
-            Err(e) => return Err(e),
-        }
-        match store.update(&r).await {
-            Ok(()) => {
-                r.version += 1;
-                return Ok(r);
-            }
-            Err(ApprovalError::Conflict(_)) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(ApprovalError::Conflict(id.to_string()))
+    transition(store, id, |r| {
+        machine::vote(r, inv, human, kind, reason, via, now_ms).map(|_| true)
+    })
+    .await
 }
 
 /// Uses an approved request for the call with `digest` (single use).
@@ -112,29 +110,10 @@ pub async fn consume<S: ApprovalStore>(
     digest: &str,
     now_ms: i64,
 ) -> Result<ApprovalRequest, ApprovalError> {
-    for _ in 0..RETRIES {
-        let mut r = store
-            .get(id)
-            .await?
-            .ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
-        match machine::consume(&mut r, digest, now_ms) {
-            Ok(()) => {}
-            Err(ApprovalError::Expired(e)) => {
-                let _ = store.update(&r).await;
-                return Err(ApprovalError::Expired(e));
-            }
-            Err(e) => return Err(e),
-        }
-        match store.update(&r).await {
-            Ok(()) => {
-                r.version += 1;
-                return Ok(r);
-            }
-            Err(ApprovalError::Conflict(_)) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(ApprovalError::Conflict(id.to_string()))
+    transition(store, id, |r| {
+        machine::consume(r, digest, now_ms).map(|()| true)
+    })
+    .await
 }
 
 /// For a retried call: an approved, unexpired, unused request of `agent` for `tool` bound
