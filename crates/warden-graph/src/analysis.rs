@@ -113,20 +113,7 @@ impl<'g> View<'g> {
 
     /// Sparse forward search.
     pub fn descendants(&self, start: u32, filter: &dyn Fn(u32) -> bool) -> HashSet<u32> {
-        let mut seen = HashSet::new();
-        seen.insert(start);
-        let mut q = VecDeque::from([start]);
-        while let Some(n) = q.pop_front() {
-            for &e in self.g.out(n) {
-                if self.passable(e) && filter(e) {
-                    let t = self.g.edge(e).to;
-                    if seen.insert(t) {
-                        q.push_back(t);
-                    }
-                }
-            }
-        }
-        seen
+        self.descendants_of_all(&[start], filter)
     }
 
     /// Sparse forward search from several starts at once.
