@@ -348,11 +348,8 @@ fn dangling(inv: &Inventory, out: &mut Vec<Finding>) {
         }
     }
     for c in inv.connectors.values() {
-        let tool_res = c
-            .tools
-            .values()
-            .flat_map(|t| t.value.resources.iter().map(move |r| (r, true)));
-        for (r, _) in c.resources.iter().map(|r| (r, false)).chain(tool_res) {
+        let tool_res = c.tools.values().flat_map(|t| t.value.resources.iter());
+        for r in c.resources.iter().chain(tool_res) {
             if !inv.resources.contains_key(&r.value) {
                 out.push(dangling_ref(
                     c.loc(r),

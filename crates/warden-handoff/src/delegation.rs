@@ -93,12 +93,6 @@ pub struct DelegationClaims {
     pub max_depth: u32,
 }
 
-fn unix(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 fn tool_set(tools: &BTreeSet<String>) -> Term {
     builder::set(tools.iter().map(|t| builder::string(t)).collect())
 }
@@ -247,7 +241,7 @@ pub fn verify(
         });
     }
     if let Err(e) = authorizer.authorize() {
-        return Err(classify_failure(&mut authorizer, tool, now, e));
+        return Err(classify_failure(tool, e));
     }
     Ok(DelegationClaims {
         task_id,
@@ -274,12 +268,7 @@ where
 }
 
 /// Tells an expired token from a tool outside the intersection, for a clear error.
-fn classify_failure(
-    _authorizer: &mut biscuit_auth::Authorizer,
-    tool: &str,
-    _now: SystemTime,
-    e: biscuit_auth::error::Token,
-) -> HandoffError {
+fn classify_failure(tool: &str, e: biscuit_auth::error::Token) -> HandoffError {
     let text = format!("{e:?}");
     if text.contains("time(") {
         HandoffError::Expired
@@ -299,5 +288,7 @@ pub fn expiry_in(ttl: Duration) -> SystemTime {
 
 /// Unix seconds of a time, for stores and audit records.
 pub fn unix_secs(t: SystemTime) -> i64 {
-    unix(t)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
