@@ -83,6 +83,17 @@ pub struct Session {
     last_used: std::sync::atomic::AtomicI64,
 }
 
+impl Session {
+    /// Marks the session tainted, recording `source` once.
+    pub fn taint(&self, source: String) {
+        self.tainted.store(true, Ordering::Release);
+        let mut sources = self.taint_sources.lock().unwrap();
+        if !sources.contains(&source) {
+            sources.push(source);
+        }
+    }
+}
+
 /// Sessions idle this long are forgotten (their client must initialise again).
 pub const SESSION_IDLE_MS: i64 = 60 * 60 * 1000;
 
@@ -914,12 +925,7 @@ impl Gateway {
         if action.taints()
             && let Some(s) = session
         {
-            s.tainted.store(true, Ordering::Release);
-            let source = format!("injection:{}", tr.qualified());
-            let mut src = s.taint_sources.lock().unwrap();
-            if !src.contains(&source) {
-                src.push(source);
-            }
+            s.taint(format!("injection:{}", tr.qualified()));
         }
         if action == warden_detect::GatewayAction::Block {
             return Some(format!(
@@ -951,11 +957,7 @@ impl Gateway {
             .and_then(|c| c.tools.get(&tr.tool))
             .is_some_and(|t| t.value.untrusted_output);
         if untrusted && let Some(s) = session {
-            s.tainted.store(true, Ordering::Release);
-            let mut src = s.taint_sources.lock().unwrap();
-            if !src.contains(&tr.qualified()) {
-                src.push(tr.qualified());
-            }
+            s.taint(tr.qualified());
         }
     }
 }
