@@ -19,6 +19,7 @@ pub mod approvals;
 pub mod audit;
 pub mod canonical;
 pub mod error;
+pub mod pins;
 pub mod redact;
 pub mod schema;
 pub mod time;
@@ -29,6 +30,7 @@ pub use audit::{
 };
 pub use canonical::canonical_json;
 pub use error::StoreError;
+pub use pins::{ApproveOutcome, SightingReason, ToolPin, ToolSighting};
 pub use tokens::{IssuedToken, TokenInfo, TokenLookup};
 
 use std::path::Path;

@@ -32,6 +32,7 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
         ],
     ),
     (2, crate::approvals::SCHEMA),
+    (3, crate::pins::SCHEMA),
 ];
 
 /// Applies every migration newer than the database's version.
