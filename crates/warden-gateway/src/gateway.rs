@@ -7,9 +7,10 @@
 //! → [pin check: issue 8] → decide (Cedar) → [approval: issue 5; until then
 //! `needs_approval` is refused with "approval required"] → audit the decision, durably →
 //! forward → [inspect: issue 8] → audit the outcome → answer.
-//! `tools/list` shows only tools the decider could allow. Everything else the gateway
-//! does not govern is answered locally (`ping`, `logging/setLevel`) or refused with
-//! `-32601`; unknown fields inside governed messages are relayed untouched.
+//! `tools/list` shows only tools the decider could allow. Resources, prompts, completion
+//! and `server/discover` are served by [`relay`]. Everything else is answered locally
+//! (`ping`, `logging/setLevel`) or refused with `-32601`; unknown fields inside governed
+//! messages are relayed untouched.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,6 +29,11 @@ use crate::GatewayError;
 use crate::decide::{CallDecision, CallRequest, Decider, Outcome};
 use crate::limits::Limiter;
 use crate::upstream::{HttpSpec, NotifySink, StdioSpec, Upstream, UpstreamOptions};
+
+/// Resources, prompts, completion and `server/discover` (a child module: it extends
+/// [`Gateway`]).
+#[path = "relay.rs"]
+pub mod relay;
 
 /// Protocol revisions the gateway accepts in `initialize`, newest first.
 pub const SUPPORTED_PROTOCOLS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26"];
@@ -120,6 +126,8 @@ pub struct Gateway {
     redactor: warden_detect::Redactor,
     /// The approval hold (issue 5); None: `needs_approval` is refused.
     approvals: Option<Arc<crate::approval::ApprovalGate>>,
+    /// URI → connector routing of resources ([`relay`]).
+    relay: relay::RelayState,
 }
 
 /// The injection detector's settings from the inventory (`settings.injection_threshold`).
@@ -248,6 +256,7 @@ impl Gateway {
             injection,
             redactor,
             approvals: None,
+            relay: relay::RelayState::default(),
         }
     }
 
@@ -445,16 +454,8 @@ impl Gateway {
             "logging/setLevel" => ok(id, json!({})),
             "tools/list" => self.tools_list(who, session, id).await,
             "tools/call" => self.tools_call(who, session, id, params, sink).await,
-            "resources/list" | "resources/templates/list" | "prompts/list" => {
-                // Not advertised; answer empty lists for clients that ask anyway.
-                let key = method.split('/').next().unwrap_or("resources");
-                let key = if method == "resources/templates/list" {
-                    "resourceTemplates"
-                } else {
-                    key
-                };
-                ok(id, json!({ key: [] }))
-            }
+            "server/discover" => self.discover(who, session, id).await,
+            m if relay::RELAYED.contains(&m) => self.relay(who, session, id, m, params).await,
             _ => {
                 let ev = self
                     .event("rejected", Some(who), session.map(|s| s.as_ref()))
@@ -465,7 +466,9 @@ impl Gateway {
                 error(
                     id,
                     codes::METHOD_NOT_FOUND,
-                    &format!("Method not found: {method} (the Warden gateway serves tools only)"),
+                    &format!(
+                        "Method not found: {method} (the Warden gateway does not serve or relay it)"
+                    ),
                     None,
                 )
             }
@@ -503,7 +506,7 @@ impl Gateway {
             id,
             json!({
                 "protocolVersion": chosen,
-                "capabilities": {"tools": {"listChanged": false}, "logging": {}},
+                "capabilities": self.virtual_capabilities(&who.agent).await,
                 "serverInfo": {"name": "warden", "title": "Warden gateway", "version": env!("CARGO_PKG_VERSION")},
                 "instructions": format!("Tools of the connectors agent `{}` may use, named <connector>.<tool>. Every call is checked against policy and audited.", who.agent),
             }),

@@ -255,6 +255,19 @@ impl Upstream {
         Ok(tools)
     }
 
+    /// The capabilities the upstream announced in its `initialize` answer (connecting first
+    /// if needed).
+    pub async fn capabilities(&self) -> Result<Value, GatewayError> {
+        match &self.kind {
+            Kind::Stdio(s) => Ok(s.connection().await?.capabilities.lock().unwrap().clone()),
+            Kind::Http(h) => Ok(h.session().await?.capabilities.clone()),
+            Kind::Unavailable(why) => Err(GatewayError::Unavailable {
+                connector: self.connector.clone(),
+                message: why.clone(),
+            }),
+        }
+    }
+
     /// Stops a child process, if any.
     pub async fn shutdown(&self) {
         if let Kind::Stdio(s) = &self.kind {
@@ -330,6 +343,8 @@ struct StdioConn {
     child: Mutex<Option<Child>>,
     next_id: AtomicU64,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    /// The server's `capabilities` from its `initialize` answer.
+    capabilities: Mutex<Value>,
 }
 
 impl StdioConn {
@@ -488,6 +503,7 @@ impl StdioUpstream {
             child: Mutex::new(Some(child)),
             next_id: AtomicU64::new(1),
             stderr_tail: Arc::new(Mutex::new(VecDeque::new())),
+            capabilities: Mutex::new(json!({})),
         });
         // stderr → log, keeping the last lines for error messages.
         {
@@ -593,6 +609,9 @@ impl StdioUpstream {
             conn.kill();
             return Err(format!("initialize failed: {err}"));
         }
+        if let Some(c) = resp.pointer("/result/capabilities") {
+            *conn.capabilities.lock().unwrap() = c.clone();
+        }
         conn.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
             .await?;
         Ok(conn)
@@ -631,6 +650,8 @@ impl StdioUpstream {
 struct HttpSession {
     id: Option<String>,
     protocol: String,
+    /// The server's `capabilities` from its `initialize` answer.
+    capabilities: Value,
 }
 
 struct HttpUpstream {
@@ -745,7 +766,15 @@ impl HttpUpstream {
             .and_then(Value::as_str)
             .unwrap_or(UPSTREAM_PROTOCOL)
             .to_string();
-        let sess = Arc::new(HttpSession { id: sid, protocol });
+        let capabilities = msg
+            .pointer("/result/capabilities")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        let sess = Arc::new(HttpSession {
+            id: sid,
+            protocol,
+            capabilities,
+        });
         let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
         let _ = self.build(&note, Some(&sess))?.send().await;
         *s = Some(sess.clone());

@@ -8,6 +8,10 @@
 //!   audit record. `initialize` opens a session (`Mcp-Session-Id`); requests that asked for
 //!   progress and accept `text/event-stream` are answered as an SSE stream carrying the
 //!   relayed progress notifications and then the response; others get plain JSON.
+//! - `MCP-Protocol-Version`: on requests of a session (after `initialize`) a revision the
+//!   gateway does not serve gets `400` with a JSON-RPC error; absent, the negotiated one
+//!   applies. A session-less request carrying the 2026-07-28 per-request `_meta` gets `400`
+//!   with `-32022` naming the served revisions; `server/discover` needs no session.
 //! - `DELETE /mcp` ends a session; `GET /mcp` is 405 (no server-initiated stream).
 //! - `GET /.well-known/oauth-protected-resource[/mcp]` — protected resource metadata.
 //! - `GET /healthz`.
@@ -26,7 +30,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use warden_gateway::gateway::{codes, error};
+use warden_gateway::gateway::relay::unsupported_stateless;
+use warden_gateway::gateway::{SUPPORTED_PROTOCOLS, codes, error};
 use warden_gateway::{Gateway, Principal};
 use warden_store::{Store, TokenLookup};
 
@@ -366,6 +371,16 @@ async fn mcp_post(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
                 }
             },
             None if matches!(method.as_str(), "server/discover" | "ping") || !is_request => None,
+            None if let Some(refusal) = unsupported_stateless(&msg) => {
+                // A 2026-07-28 stateless request: name the revisions served instead.
+                let mut ev = gw.event("rejected", Some(&who), None).with_detail(
+                    "error",
+                    "stateless request (2026-07-28 _meta) without a session",
+                );
+                ev.method = Some(method.clone());
+                gw.audit().append_nowait(&ev).await;
+                return json_response(StatusCode::BAD_REQUEST, &refusal);
+            }
             None => {
                 return json_response(
                     StatusCode::BAD_REQUEST,
@@ -379,6 +394,32 @@ async fn mcp_post(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
             }
         }
     };
+    if let Some(s) = &session
+        && method != "initialize"
+        && let Some(v) = headers.get("mcp-protocol-version")
+    {
+        let v = v.to_str().unwrap_or("");
+        if !SUPPORTED_PROTOCOLS.contains(&v) {
+            let mut ev = gw
+                .event("rejected", Some(&who), Some(s))
+                .with_detail("error", format!("unsupported MCP-Protocol-Version {v:?}"));
+            ev.method = Some(method.clone());
+            gw.audit().append_nowait(&ev).await;
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                &error(
+                    msg.get("id").unwrap_or(&Value::Null),
+                    codes::INVALID_REQUEST,
+                    &format!(
+                        "Bad Request: unsupported MCP-Protocol-Version {v:?} (supported: {}; this session negotiated {})",
+                        SUPPORTED_PROTOCOLS.join(", "),
+                        s.protocol.lock().unwrap()
+                    ),
+                    Some(json!({"supported": SUPPORTED_PROTOCOLS, "requested": v})),
+                ),
+            );
+        }
+    }
     if !is_request {
         gw.handle(&who, session.as_ref(), msg, None).await;
         return StatusCode::ACCEPTED.into_response();
