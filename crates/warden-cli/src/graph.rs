@@ -18,27 +18,51 @@ use crate::output::{self, Format};
 /// forbidden tool has no edge and a tool whose every call needs approval is gated.
 struct CedarInvoke(warden_policy::PolicyEngine);
 
+impl CedarInvoke {
+    /// `rule`: the inventory approval rule covering the tool, which holds every allowed call.
+    fn decide(&self, agent: &str, tool: &ToolRef, rule: Option<&str>) -> Invocation {
+        match self.0.could_allow(agent, tool) {
+            Reachability::Never => Invocation::Never,
+            Reachability::Always => Invocation::Always,
+            Reachability::NeedsApproval { approvers } => Invocation::WithApproval(
+                rule.map(str::to_string)
+                    .unwrap_or_else(|| format!("policy:{}", approvers.join("+"))),
+            ),
+            // Depends on arguments, time, taint or delegation: reachable without a human
+            // unless an approval rule covers every call.
+            Reachability::Conditional { .. } => match rule {
+                Some(r) => Invocation::WithApproval(r.to_string()),
+                None => Invocation::Conditional,
+            },
+        }
+    }
+}
+
 impl warden_graph::InvokePolicy for CedarInvoke {
     fn could_invoke(&self, inv: &Inventory, agent: &str, tool: &ToolRef) -> Invocation {
-        // An inventory approval rule covering the tool holds every call that is allowed.
         let rule = inv.tool(tool).and_then(|(_, t)| {
             inv.approval_rules_for(tool, t)
                 .first()
                 .map(|r| r.id.value.clone())
         });
-        match self.0.could_allow(agent, tool) {
-            Reachability::Never => Invocation::Never,
-            Reachability::Always => Invocation::Always,
-            Reachability::NeedsApproval { approvers } => Invocation::WithApproval(
-                rule.unwrap_or_else(|| format!("policy:{}", approvers.join("+"))),
-            ),
-            // Depends on arguments, time, taint or delegation: reachable without a human
-            // unless an approval rule covers every call.
-            Reachability::Conditional { .. } => match rule {
-                Some(r) => Invocation::WithApproval(r),
-                None => Invocation::Conditional,
-            },
-        }
+        self.decide(agent, tool, rule.as_deref())
+    }
+
+    /// Every declared tool (policy may permit what `uses` does not list), with the approval
+    /// rule looked up once per tool rather than per agent and tool.
+    fn invocations(
+        &self,
+        _inv: &Inventory,
+        agent: &warden_core::model::Agent,
+        tools: &warden_graph::ToolTable<'_>,
+    ) -> Vec<(u32, Invocation)> {
+        (0..tools.len() as u32)
+            .filter_map(|i| {
+                let t = tools.get(i);
+                let d = self.decide(&agent.id.value, &t.tool_ref, t.approval_rule);
+                (d != Invocation::Never).then_some((i, d))
+            })
+            .collect()
     }
 }
 

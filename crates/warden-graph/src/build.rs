@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use warden_core::inventory::{Inventory, Sourced, ToolRef};
-use warden_core::model::{Effect, ResourceKind, Spanned};
+use warden_core::model::{Agent, Effect, ResourceKind, Spanned, Tool};
 
 use crate::graph::{EdgeKind, FxMap, Graph, GraphBuilder, NodeKind};
 
@@ -24,23 +24,118 @@ pub enum Invocation {
     Conditional,
 }
 
-/// Answers "could this agent ever call this tool, and behind which gate?".
-pub trait InvokePolicy {
+/// Every declared tool once, in stable order (connector, then tool name), with what does not
+/// depend on the agent asking: built once per graph so per-agent policy questions allocate
+/// nothing and look nothing up by string twice.
+pub struct ToolTable<'i> {
+    tools: Vec<ToolInfo<'i>>,
+    /// Connector id → its tools' range in `tools`.
+    by_connector: FxMap<&'i str, (u32, u32)>,
+}
+
+/// One row of a [`ToolTable`].
+pub struct ToolInfo<'i> {
+    pub tool_ref: ToolRef,
+    pub name: &'i str,
+    pub tool: &'i Tool,
+    /// The first inventory approval rule covering the tool (it holds every allowed call).
+    pub approval_rule: Option<&'i str>,
+}
+
+impl<'i> ToolTable<'i> {
+    pub fn new(inv: &'i Inventory) -> Self {
+        let mut tools = Vec::new();
+        let mut by_connector = FxMap::default();
+        for c in inv.connectors.values() {
+            let start = tools.len() as u32;
+            for (name, ts) in &c.tools {
+                let tool_ref = ToolRef {
+                    connector: c.id.value.clone(),
+                    tool: name.clone(),
+                };
+                let approval_rule = inv
+                    .approval_rules_for(&tool_ref, &ts.value)
+                    .first()
+                    .map(|r| r.id.value.as_str());
+                tools.push(ToolInfo {
+                    tool_ref,
+                    name: name.as_str(),
+                    tool: &ts.value,
+                    approval_rule,
+                });
+            }
+            by_connector.insert(c.id.value.as_str(), (start, tools.len() as u32));
+        }
+        ToolTable {
+            tools,
+            by_connector,
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.tools.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.tools.is_empty()
+    }
+    pub fn get(&self, i: u32) -> &ToolInfo<'i> {
+        &self.tools[i as usize]
+    }
+    /// The index range of a connector's tools (empty for an unknown connector).
+    pub fn of_connector(&self, connector: &str) -> std::ops::Range<u32> {
+        self.by_connector
+            .get(connector)
+            .map(|&(a, b)| a..b)
+            .unwrap_or(0..0)
+    }
+    /// The index of `connector.tool`.
+    pub fn find(&self, connector: &str, tool: &str) -> Option<u32> {
+        let r = self.of_connector(connector);
+        let slice = &self.tools[r.start as usize..r.end as usize];
+        slice
+            .binary_search_by(|t| t.name.cmp(tool))
+            .ok()
+            .map(|k| r.start + k as u32)
+    }
+    /// The tools an agent's `uses` entitles it to (wildcards expanded), sorted, each once;
+    /// with the index of the `uses` entry that grants it (the first such entry).
+    pub fn entitled(&self, agent: &Agent) -> Vec<(u32, usize)> {
+        let mut out = Vec::new();
+        for (k, u) in agent.uses.iter().enumerate() {
+            let Some((c, t)) = u.value.split_once('.') else {
+                continue;
+            };
+            if t == "*" {
+                out.extend(self.of_connector(c).map(|i| (i, k)));
+            } else if let Some(i) = self.find(c, t) {
+                out.push((i, k));
+            }
+        }
+        out.sort_unstable();
+        out.dedup_by_key(|x| x.0);
+        out
+    }
+}
+
+/// Answers "could this agent ever call this tool, and behind which gate?". `Sync`: agents are
+/// asked about in parallel.
+pub trait InvokePolicy: Sync {
     fn could_invoke(&self, inv: &Inventory, agent: &str, tool: &ToolRef) -> Invocation;
 
-    /// The tools worth asking about for this agent (default: every declared tool).
-    fn candidates(&self, inv: &Inventory, agent: &str) -> Vec<ToolRef> {
-        let _ = agent;
-        inv.all_tools().map(|(t, _, _)| t).collect()
-    }
-
-    /// Every candidate tool with its answer (override to share work across tools).
-    fn invocations(&self, inv: &Inventory, agent: &str) -> Vec<(ToolRef, Invocation)> {
-        self.candidates(inv, agent)
-            .into_iter()
-            .map(|t| {
-                let d = self.could_invoke(inv, agent, &t);
-                (t, d)
+    /// The decision for every tool worth asking about for this agent, as `(index into tools,
+    /// decision)`; tools left out are [`Invocation::Never`]. Default: every declared tool
+    /// through [`InvokePolicy::could_invoke`] (override to skip tools or share work).
+    fn invocations(
+        &self,
+        inv: &Inventory,
+        agent: &Agent,
+        tools: &ToolTable<'_>,
+    ) -> Vec<(u32, Invocation)> {
+        (0..tools.len() as u32)
+            .map(|i| {
+                (
+                    i,
+                    self.could_invoke(inv, &agent.id.value, &tools.get(i).tool_ref),
+                )
             })
             .collect()
     }
@@ -52,34 +147,24 @@ pub trait InvokePolicy {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct EntitlementPolicy;
 
-impl EntitlementPolicy {
-    fn gate_of(inv: &Inventory, tool: &ToolRef) -> Invocation {
-        let Some((_, t)) = inv.tool(tool) else {
-            return Invocation::Never;
-        };
-        match inv.approval_rules_for(tool, t).first() {
-            Some(rule) => Invocation::WithApproval(rule.id.value.clone()),
-            None => Invocation::Always,
-        }
-    }
-}
-
 impl InvokePolicy for EntitlementPolicy {
-    fn invocations(&self, inv: &Inventory, agent: &str) -> Vec<(ToolRef, Invocation)> {
-        self.candidates(inv, agent)
+    fn invocations(
+        &self,
+        _inv: &Inventory,
+        agent: &Agent,
+        tools: &ToolTable<'_>,
+    ) -> Vec<(u32, Invocation)> {
+        tools
+            .entitled(agent)
             .into_iter()
-            .map(|t| {
-                let d = Self::gate_of(inv, &t);
-                (t, d)
+            .map(|(i, _)| {
+                let d = match tools.get(i).approval_rule {
+                    Some(rule) => Invocation::WithApproval(rule.to_string()),
+                    None => Invocation::Always,
+                };
+                (i, d)
             })
             .collect()
-    }
-
-    fn candidates(&self, inv: &Inventory, agent: &str) -> Vec<ToolRef> {
-        inv.agents
-            .get(agent)
-            .map(|a| inv.entitled_tools(a))
-            .unwrap_or_default()
     }
 
     fn could_invoke(&self, inv: &Inventory, agent: &str, tool: &ToolRef) -> Invocation {
@@ -99,6 +184,42 @@ impl InvokePolicy for EntitlementPolicy {
     }
 }
 
+/// Every agent's invocations, computed on all cores in agent order.
+fn all_invocations(
+    inv: &Inventory,
+    agents: &[&Sourced<Agent>],
+    policy: &dyn InvokePolicy,
+    tools: &ToolTable<'_>,
+) -> Vec<Vec<(u32, Invocation)>> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(agents.len().div_ceil(256).max(1));
+    if threads <= 1 {
+        return agents
+            .iter()
+            .map(|a| policy.invocations(inv, a, tools))
+            .collect();
+    }
+    let chunk = agents.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = agents
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|a| policy.invocations(inv, a, tools))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("policy evaluation panicked"))
+            .collect()
+    })
+}
+
 /// Node id of an inventory resource (whatever its kind).
 pub fn resource_id(id: &str) -> String {
     format!("resource:{id}")
@@ -114,31 +235,30 @@ fn resource_node_kind(k: ResourceKind) -> NodeKind {
     }
 }
 
-fn loc<T, V>(s: &Sourced<T>, span: &Spanned<V>) -> String {
-    s.loc(span).to_string()
-}
-
-/// Interns `file:line:column` sources without formatting each one more than once.
+/// Manifest locations (`file:line:column`) as source-table entries: files interned once,
+/// locations kept as numbers and formatted only when shown.
 #[derive(Default)]
 struct Sources<'a> {
-    files: FxMap<&'a Path, String>,
-    seen: FxMap<(&'a Path, u64, u64), u32>,
+    files: FxMap<&'a [u8], u32>,
 }
 
 impl<'a> Sources<'a> {
     fn get<T, V>(&mut self, b: &mut GraphBuilder, s: &'a Sourced<T>, span: &Spanned<V>) -> u32 {
+        let key = s.file.as_os_str().as_encoded_bytes();
+        let f = match self.files.get(key) {
+            Some(&f) => f,
+            None => {
+                let f = b.sources_mut().file(&s.file.display().to_string());
+                self.files.insert(key, f);
+                f
+            }
+        };
         let (line, col) = (span.referenced.line(), span.referenced.column());
-        let key = (s.file.as_path(), line, col);
-        if let Some(&i) = self.seen.get(&key) {
-            return i;
-        }
-        let f = self
-            .files
-            .entry(s.file.as_path())
-            .or_insert_with(|| s.file.display().to_string());
-        let i = b.intern_source(&format!("{f}:{line}:{col}"));
-        self.seen.insert(key, i);
-        i
+        b.sources_mut().loc(
+            f,
+            u32::try_from(line).unwrap_or(u32::MAX),
+            u32::try_from(col).unwrap_or(u32::MAX),
+        )
     }
 }
 
@@ -169,10 +289,11 @@ pub fn add_inventory(b: &mut GraphBuilder, inv: &Inventory, policy: &dyn InvokeP
     // Resources first so their kinds are known.
     for r in inv.resources.values() {
         let i = resource_node(b, inv, &r.id.value);
+        let s = src.get(b, r, &r.id);
         let n = b.node_mut(i);
         n.attrs.sensitivity = Some(r.sensitivity);
         n.attrs.tier_zero = r.tier_zero;
-        n.source = Some(loc(r, &r.id));
+        n.source = Some(s);
         if let Some(d) = &r.trust_domain {
             n.attrs.props.insert("trust_domain".into(), d.clone());
         }
@@ -182,34 +303,37 @@ pub fn add_inventory(b: &mut GraphBuilder, inv: &Inventory, policy: &dyn InvokeP
     }
     for g in inv.groups.values() {
         let i = b.node(
-            &format!("group:{}", g.id.value),
+            format!("group:{}", g.id.value),
             NodeKind::Group,
             &g.id.value,
         );
-        b.node_mut(i).source = Some(loc(g, &g.id));
+        let s = src.get(b, g, &g.id);
+        b.node_mut(i).source = Some(s);
     }
     for h in inv.humans.values() {
         let i = b.node(
-            &format!("human:{}", h.id.value),
+            format!("human:{}", h.id.value),
             NodeKind::Human,
             &h.id.value,
         );
-        b.node_mut(i).source = Some(loc(h, &h.id));
+        let s = src.get(b, h, &h.id);
+        b.node_mut(i).source = Some(s);
         for g in &h.groups {
-            let gi = b.node(&format!("group:{}", g.value), NodeKind::Group, &g.value);
+            let gi = b.node(format!("group:{}", g.value), NodeKind::Group, &g.value);
             let s = src.get(b, h, g);
             b.edge(i, gi, EdgeKind::MemberOf, s);
         }
     }
     for id in inv.identities.values() {
         let i = b.node(
-            &format!("identity:{}", id.id.value),
+            format!("identity:{}", id.id.value),
             NodeKind::Identity,
             &id.id.value,
         );
+        let s = src.get(b, id, &id.id);
         {
             let n = b.node_mut(i);
-            n.source = Some(loc(id, &id.id));
+            n.source = Some(s);
             n.attrs.admin |= id.admin;
             n.attrs.tier_zero |= id.admin;
             if let Some(x) = &id.external_id {
@@ -230,7 +354,7 @@ pub fn add_inventory(b: &mut GraphBuilder, inv: &Inventory, policy: &dyn InvokeP
         let i = b.find(&format!("identity:{}", id.id.value)).unwrap_or(0);
         for t in &id.can_assume {
             let ti = b.node(
-                &format!("identity:{}", t.value),
+                format!("identity:{}", t.value),
                 NodeKind::Identity,
                 &t.value,
             );
@@ -240,19 +364,20 @@ pub fn add_inventory(b: &mut GraphBuilder, inv: &Inventory, policy: &dyn InvokeP
     }
     // Tool → the untrusted sources its output carries.
     let mut untrusted_of: FxMap<u32, Vec<u32>> = FxMap::default();
-    // `connector.tool` → tool node, so per-agent lookups allocate nothing.
-    let mut tool_idx: FxMap<ToolRef, u32> = FxMap::default();
+    // Tool table index → tool node (the table and this loop share the same order).
+    let tools = ToolTable::new(inv);
+    let mut tool_node: Vec<u32> = Vec::with_capacity(tools.len());
     for c in inv.connectors.values() {
         let ci = b.node(
-            &format!("connector:{}", c.id.value),
+            format!("connector:{}", c.id.value),
             NodeKind::Connector,
             &c.id.value,
         );
-        b.node_mut(ci).source = Some(loc(c, &c.id));
         let csrc = src.get(b, c, &c.id);
+        b.node_mut(ci).source = Some(csrc);
         let runs_as = c.runs_as.as_ref().map(|r| {
             let ri = b.node(
-                &format!("identity:{}", r.value),
+                format!("identity:{}", r.value),
                 NodeKind::Identity,
                 &r.value,
             );
@@ -273,7 +398,7 @@ pub fn add_inventory(b: &mut GraphBuilder, inv: &Inventory, policy: &dyn InvokeP
             }
         }
         for cred in creds {
-            let ki = b.node(&format!("credential:{cred}"), NodeKind::Credential, &cred);
+            let ki = b.node(format!("credential:{cred}"), NodeKind::Credential, &cred);
             b.node_mut(ki)
                 .attrs
                 .props
@@ -286,18 +411,12 @@ pub fn add_inventory(b: &mut GraphBuilder, inv: &Inventory, policy: &dyn InvokeP
         for (name, ts) in &c.tools {
             let t = &ts.value;
             let q = format!("{}.{}", c.id.value, name);
-            let ti = b.node(&format!("tool:{q}"), NodeKind::Tool, &q);
-            tool_idx.insert(
-                ToolRef {
-                    connector: c.id.value.clone(),
-                    tool: name.clone(),
-                },
-                ti,
-            );
+            let ti = b.node(format!("tool:{q}"), NodeKind::Tool, &q);
+            tool_node.push(ti);
             let tsrc = src.get(b, c, ts);
             {
                 let n = b.node_mut(ti);
-                n.source = Some(loc(c, ts));
+                n.source = Some(tsrc);
                 n.attrs.effects = t.effects.clone();
                 n.attrs.irreversible = t.irreversible;
                 n.attrs.untrusted_output = t.untrusted_output;
@@ -336,7 +455,7 @@ pub fn add_inventory(b: &mut GraphBuilder, inv: &Inventory, policy: &dyn InvokeP
                 // Content from outside the organisation with no declared source: the tool's
                 // own output is the source (ticket bodies, quotes with news headlines).
                 let ui = b.node(
-                    &format!("untrusted:{q}"),
+                    format!("untrusted:{q}"),
                     NodeKind::UntrustedSource,
                     &format!("content returned by {q}"),
                 );
@@ -347,16 +466,19 @@ pub fn add_inventory(b: &mut GraphBuilder, inv: &Inventory, policy: &dyn InvokeP
             }
         }
     }
-    for a in inv.agents.values() {
+    // What policy permits, asked for all agents at once (in parallel).
+    let agents: Vec<&Sourced<Agent>> = inv.agents.values().collect();
+    let decisions = all_invocations(inv, &agents, policy, &tools);
+    for (a, decisions) in agents.into_iter().zip(decisions) {
         let ai = b.node(
-            &format!("agent:{}", a.id.value),
+            format!("agent:{}", a.id.value),
             NodeKind::Agent,
             &a.id.value,
         );
         let asrc = src.get(b, a, &a.id);
         {
             let n = b.node_mut(ai);
-            n.source = Some(loc(a, &a.id));
+            n.source = Some(asrc);
             for (k, v) in [
                 ("model", &a.model),
                 ("framework", &a.framework),
@@ -369,7 +491,7 @@ pub fn add_inventory(b: &mut GraphBuilder, inv: &Inventory, policy: &dyn InvokeP
         }
         match &a.owner {
             Some(o) if inv.humans.contains_key(&o.value) => {
-                let hi = b.node(&format!("human:{}", o.value), NodeKind::Human, &o.value);
+                let hi = b.node(format!("human:{}", o.value), NodeKind::Human, &o.value);
                 let s = src.get(b, a, o);
                 b.edge(hi, ai, EdgeKind::OwnsAgent, s);
                 b.node_mut(ai)
@@ -380,12 +502,12 @@ pub fn add_inventory(b: &mut GraphBuilder, inv: &Inventory, policy: &dyn InvokeP
             _ => b.node_mut(ai).attrs.orphaned = true,
         }
         if let Some(m) = &a.model {
-            let mi = b.node(&format!("model:{m}"), NodeKind::Model, m);
+            let mi = b.node(format!("model:{m}"), NodeKind::Model, m);
             b.edge(ai, mi, EdgeKind::UsesModel, asrc);
         }
         if let Some(r) = &a.runs_as {
             let ri = b.node(
-                &format!("identity:{}", r.value),
+                format!("identity:{}", r.value),
                 NodeKind::Identity,
                 &r.value,
             );
@@ -402,30 +524,38 @@ pub fn add_inventory(b: &mut GraphBuilder, inv: &Inventory, policy: &dyn InvokeP
             let s = src.get(b, a, r);
             b.edge(ri, ai, EdgeKind::Loads, s);
         }
-        // What policy permits, tool by tool. Entitlement locations point at the `uses` entry.
-        for (tr, decision) in policy.invocations(inv, &a.id.value) {
+        // What policy permits, tool by tool. Entitlement locations point at the first `uses`
+        // entry granting the tool; a tool only policy grants points at the agent.
+        let mut grants: Vec<(std::ops::Range<u32>, u32)> = Vec::with_capacity(a.uses.len());
+        for u in &a.uses {
+            let Some((c, t)) = u.value.split_once('.') else {
+                continue;
+            };
+            let r = if t == "*" {
+                tools.of_connector(c)
+            } else {
+                match tools.find(c, t) {
+                    Some(i) => i..i + 1,
+                    None => continue,
+                }
+            };
+            grants.push((r, src.get(b, a, u)));
+        }
+        for (tix, decision) in decisions {
             if decision == Invocation::Never {
                 continue;
             }
-            let Some(&ti) = tool_idx.get(&tr) else {
+            let Some(&ti) = tool_node.get(tix as usize) else {
                 continue;
             };
-            let s = match a.uses.iter().find(|u| {
-                (u.value.len() == tr.connector.len() + 1 + tr.tool.len()
-                    && u.value.starts_with(tr.connector.as_str())
-                    && u.value.ends_with(tr.tool.as_str())
-                    && u.value.as_bytes()[tr.connector.len()] == b'.')
-                    || (u.value.len() == tr.connector.len() + 2
-                        && u.value.starts_with(tr.connector.as_str())
-                        && u.value.ends_with(".*"))
-            }) {
-                Some(u) => src.get(b, a, u),
-                None => src.get(b, a, &a.id),
+            let s = match grants.iter().find(|(r, _)| r.contains(&tix)) {
+                Some(&(_, s)) => s,
+                None => asrc,
             };
             let e = b.edge(ai, ti, EdgeKind::CanInvoke, s);
             match &decision {
                 Invocation::WithApproval(gate) => {
-                    let gi = b.node(&format!("gate:{gate}"), NodeKind::ApprovalGate, gate);
+                    let gi = b.node(format!("gate:{gate}"), NodeKind::ApprovalGate, gate);
                     b.set_gate(e, gi);
                     b.edge(ti, gi, EdgeKind::GatedBy, s);
                 }
@@ -484,7 +614,18 @@ fn builder_for(inv: &Inventory) -> GraphBuilder {
         + inv.connectors.len()
         + inv.resources.len()
         + tools;
-    GraphBuilder::with_capacity(nodes, nodes * 5)
+    // Entitlements dominate: one `CanInvoke` per entitled tool (plus `Influences` for some),
+    // about two structural edges per node besides.
+    let entitled: usize = inv
+        .agents
+        .values()
+        .flat_map(|a| &a.uses)
+        .map(|u| match u.value.split_once('.') {
+            Some((c, "*")) => inv.connectors.get(c).map_or(0, |c| c.tools.len()),
+            _ => 1,
+        })
+        .sum();
+    GraphBuilder::with_capacity(nodes, nodes * 2 + entitled + entitled / 8)
 }
 
 /// Builds the graph of an inventory under the given invocation policy.
@@ -523,9 +664,15 @@ pub fn add_scanned_credentials(
             NodeKind::Credential,
             &format!("{}:{}", c.file.display(), c.line),
         );
+        let file = b
+            .sources_mut()
+            .file(&scan_root.join(&c.file).display().to_string());
+        let loc_src = b
+            .sources_mut()
+            .loc(file, u32::try_from(c.line).unwrap_or(u32::MAX), 0);
         {
             let n = b.node_mut(ki);
-            n.source = Some(format!("{}:{}", scan_root.join(&c.file).display(), c.line));
+            n.source = Some(loc_src);
             n.attrs.props.insert("rule_id".into(), c.rule_id.clone());
         }
         let abs = scan_root.join(&c.file);
@@ -534,7 +681,7 @@ pub fn add_scanned_credentials(
             let dir = inv.root.join(code);
             if abs.starts_with(&dir) || c.file.starts_with(code) {
                 let ai = b.node(
-                    &format!("agent:{}", a.id.value),
+                    format!("agent:{}", a.id.value),
                     NodeKind::Agent,
                     &a.id.value,
                 );
@@ -542,7 +689,7 @@ pub fn add_scanned_credentials(
             }
         }
         if let Some(ident) = &c.identity {
-            let ii = b.node(&format!("identity:{ident}"), NodeKind::Identity, ident);
+            let ii = b.node(format!("identity:{ident}"), NodeKind::Identity, ident);
             b.edge(ki, ii, EdgeKind::AuthenticatesAs, src);
         }
     }

@@ -24,6 +24,14 @@ fn edge_json(g: &Graph, e: u32) -> Value {
     o
 }
 
+fn node_json(g: &Graph, n: u32) -> Value {
+    let mut v = serde_json::to_value(g.node(n)).unwrap_or(Value::Null);
+    if let (Some(src), Value::Object(o)) = (g.node_source(n), &mut v) {
+        o.insert("source".into(), json!(src));
+    }
+    v
+}
+
 /// `{"nodes": [...], "edges": [...]}` with every attribute, in id order.
 pub fn to_json(g: &Graph) -> Value {
     let mut nodes: Vec<u32> = (0..g.node_count() as u32).collect();
@@ -32,7 +40,7 @@ pub fn to_json(g: &Graph) -> Value {
     let ids: Vec<String> = edges.iter().map(|&e| g.edge_id(e)).collect();
     edges.sort_by(|&a, &b| ids[a as usize].cmp(&ids[b as usize]));
     json!({
-        "nodes": nodes.iter().map(|&n| serde_json::to_value(g.node(n)).unwrap_or(Value::Null)).collect::<Vec<_>>(),
+        "nodes": nodes.iter().map(|&n| node_json(g, n)).collect::<Vec<_>>(),
         "edges": edges.iter().map(|&e| edge_json(g, e)).collect::<Vec<_>>(),
         "summary": {"nodes": g.node_count(), "edges": g.edge_count()},
     })
@@ -138,7 +146,7 @@ pub fn to_opengraph(g: &Graph) -> Value {
             if node.attrs.orphaned {
                 p.insert("orphaned".into(), json!(true));
             }
-            if let Some(src) = &node.source {
+            if let Some(src) = g.node_source(n) {
                 p.insert("source".into(), json!(src));
             }
             for (k, v) in &node.attrs.props {

@@ -274,9 +274,10 @@ pub struct Node {
     pub label: String,
     #[serde(flatten)]
     pub attrs: NodeAttrs,
-    /// The file or import that declared it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
+    /// The file or import that declared it: an index into the graph's source table
+    /// ([`Graph::node_source`] formats it).
+    #[serde(skip)]
+    pub source: Option<u32>,
 }
 
 /// One edge.
@@ -289,8 +290,67 @@ pub struct Edge {
     pub gate: Option<u32>,
     /// For `Influences` into an agent: the tool whose output carries the content.
     pub via: Option<u32>,
-    /// Index into [`Graph::sources`]: the file or import that produced the edge.
+    /// Index into the graph's source table ([`Graph::source_text`]): the file (and line and
+    /// column) or import that produced the edge.
     pub source: u32,
+}
+
+/// Where an edge came from: a file (manifest, IAM export, scanned tree) and, for manifest
+/// entries, the line and column (0 when not known). Formatted only when shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SourceLoc {
+    /// Index into the source table's files.
+    pub file: u32,
+    pub line: u32,
+    pub column: u32,
+}
+
+/// Interned source files and the locations inside them that edges point at.
+#[derive(Debug, Clone, Default)]
+pub struct SourceTable {
+    files: Vec<String>,
+    file_index: FxMap<String, u32>,
+    locs: Vec<SourceLoc>,
+}
+
+impl SourceTable {
+    /// The file's index, added when new.
+    pub fn file(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.file_index.get(name) {
+            return i;
+        }
+        let i = self.files.len() as u32;
+        self.files.push(name.to_string());
+        self.file_index.insert(name.to_string(), i);
+        i
+    }
+    /// A location's index; the same location as the last one added reuses its index.
+    pub fn loc(&mut self, file: u32, line: u32, column: u32) -> u32 {
+        let l = SourceLoc { file, line, column };
+        if let Some(last) = self.locs.last()
+            && *last == l
+        {
+            return (self.locs.len() - 1) as u32;
+        }
+        self.locs.push(l);
+        (self.locs.len() - 1) as u32
+    }
+    /// `file`, `file:line` or `file:line:column`, as far as they are known.
+    pub fn text(&self, i: u32) -> String {
+        let l = self.locs[i as usize];
+        let f = &self.files[l.file as usize];
+        match (l.line, l.column) {
+            (0, _) => f.clone(),
+            (line, 0) => format!("{f}:{line}"),
+            (line, col) => format!("{f}:{line}:{col}"),
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.locs.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.locs.is_empty()
+    }
 }
 
 /// What a human changes to remove an edge from the attack graph.
@@ -360,8 +420,8 @@ impl std::fmt::Display for Remedy {
 pub struct Graph {
     pub nodes: Vec<Node>,
     pub edges: Vec<Edge>,
-    /// Files and imports that produced edges (deduplicated).
-    pub sources: Vec<String>,
+    /// Files and imports (with line and column) that produced edges.
+    sources: SourceTable,
     index: FxMap<String, u32>,
     out_start: Vec<u32>,
     out_edges: Vec<u32>,
@@ -379,8 +439,17 @@ impl Graph {
     pub fn edge(&self, e: u32) -> &Edge {
         &self.edges[e as usize]
     }
-    pub fn source_of(&self, e: u32) -> &str {
-        &self.sources[self.edges[e as usize].source as usize]
+    /// The file (with line and column for inventory entries) or import that produced an edge.
+    pub fn source_of(&self, e: u32) -> String {
+        self.sources.text(self.edges[e as usize].source)
+    }
+    /// The file (with line and column) or import that declared a node.
+    pub fn node_source(&self, n: u32) -> Option<String> {
+        self.nodes[n as usize].source.map(|s| self.sources.text(s))
+    }
+    /// A source table entry as text (`file` or `file:line:column`).
+    pub fn source_text(&self, source: u32) -> String {
+        self.sources.text(source)
     }
     /// Outgoing edge indices of a node.
     pub fn out(&self, n: u32) -> &[u32] {
@@ -538,16 +607,29 @@ impl Graph {
     }
 }
 
-/// Incrementally builds a [`Graph`]; duplicate `(from, kind, to)` edges are merged.
+/// Incrementally builds a [`Graph`]; duplicate `(from, kind, to, via)` edges are merged.
+///
+/// Duplicates are found by walking the source node's out-edges (newest first) while it has
+/// few of them, and in a hash map only for nodes with many: most nodes have a handful of
+/// out-edges, and a map over millions of edges costs two cache misses per insert.
 #[derive(Debug, Default)]
 pub struct GraphBuilder {
     nodes: Vec<Node>,
     index: FxMap<String, u32>,
     edges: Vec<Edge>,
-    seen: FxMap<(u32, u32, EdgeKind, u32), u32>,
-    sources: Vec<String>,
-    source_index: FxMap<String, u32>,
+    /// Per node: its newest out-edge (`NONE` when none) and its out-degree.
+    head: Vec<u32>,
+    out_deg: Vec<u32>,
+    /// Per edge: the previous out-edge of the same source node.
+    prev: Vec<u32>,
+    /// Edges from nodes with at least [`SCAN_LIMIT`] out-edges.
+    many: FxMap<(u32, u32, EdgeKind, u32), u32>,
+    sources: SourceTable,
 }
+
+const NONE: u32 = u32::MAX;
+/// Out-degree up to which duplicate checks walk the node's edges.
+const SCAN_LIMIT: u32 = 64;
 
 impl GraphBuilder {
     pub fn new() -> Self {
@@ -559,25 +641,35 @@ impl GraphBuilder {
             nodes: Vec::with_capacity(nodes),
             index: FxMap::with_capacity_and_hasher(nodes, Default::default()),
             edges: Vec::with_capacity(edges),
-            seen: FxMap::with_capacity_and_hasher(edges, Default::default()),
+            head: Vec::with_capacity(nodes),
+            out_deg: Vec::with_capacity(nodes),
+            prev: Vec::with_capacity(edges),
             ..Default::default()
         }
     }
 
     /// The node with this id, created with `kind` and `label` when new.
-    pub fn node(&mut self, id: &str, kind: NodeKind, label: &str) -> u32 {
-        if let Some(&i) = self.index.get(id) {
+    pub fn node<S: AsRef<str> + Into<String>>(
+        &mut self,
+        id: S,
+        kind: NodeKind,
+        label: &str,
+    ) -> u32 {
+        if let Some(&i) = self.index.get(id.as_ref()) {
             return i;
         }
         let i = self.nodes.len() as u32;
+        let id: String = id.into();
+        self.index.insert(id.clone(), i);
+        self.head.push(NONE);
+        self.out_deg.push(0);
         self.nodes.push(Node {
-            id: id.to_string(),
+            id,
             kind,
             label: label.to_string(),
             attrs: NodeAttrs::default(),
             source: None,
         });
-        self.index.insert(id.to_string(), i);
         i
     }
 
@@ -593,14 +685,15 @@ impl GraphBuilder {
         &self.nodes
     }
 
+    /// A whole-file source (an import, a scanned tree, a test): no line or column.
     pub fn intern_source(&mut self, source: &str) -> u32 {
-        if let Some(&i) = self.source_index.get(source) {
-            return i;
-        }
-        let i = self.sources.len() as u32;
-        self.sources.push(source.to_string());
-        self.source_index.insert(source.to_string(), i);
-        i
+        let f = self.sources.file(source);
+        self.sources.loc(f, 0, 0)
+    }
+
+    /// The source table, for sources with a line and column ([`SourceTable::loc`]).
+    pub fn sources_mut(&mut self) -> &mut SourceTable {
+        &mut self.sources
     }
 
     /// Adds an edge; returns its index (the existing one for a duplicate).
@@ -617,12 +710,21 @@ impl GraphBuilder {
         via: Option<u32>,
         source: u32,
     ) -> u32 {
-        let next = self.edges.len() as u32;
-        let key = (from, to, kind, via.unwrap_or(u32::MAX));
-        let k = *self.seen.entry(key).or_insert(next);
-        if k != next {
-            return k;
+        let f = from as usize;
+        let key = (from, to, kind, via.unwrap_or(NONE));
+        if self.out_deg[f] < SCAN_LIMIT {
+            let mut e = self.head[f];
+            while e != NONE {
+                let ed = &self.edges[e as usize];
+                if ed.to == to && ed.kind == kind && ed.via == via {
+                    return e;
+                }
+                e = self.prev[e as usize];
+            }
+        } else if let Some(&e) = self.many.get(&key) {
+            return e;
         }
+        let next = self.edges.len() as u32;
         self.edges.push(Edge {
             from,
             to,
@@ -631,7 +733,22 @@ impl GraphBuilder {
             via,
             source,
         });
-        (self.edges.len() - 1) as u32
+        self.prev.push(self.head[f]);
+        self.head[f] = next;
+        self.out_deg[f] += 1;
+        if self.out_deg[f] == SCAN_LIMIT {
+            // From now on this node's duplicates are looked up in the map.
+            let mut e = next;
+            while e != NONE {
+                let ed = &self.edges[e as usize];
+                self.many
+                    .insert((ed.from, ed.to, ed.kind, ed.via.unwrap_or(NONE)), e);
+                e = self.prev[e as usize];
+            }
+        } else if self.out_deg[f] > SCAN_LIMIT {
+            self.many.insert(key, next);
+        }
+        next
     }
 
     pub fn set_gate(&mut self, edge: u32, gate: u32) {

@@ -492,7 +492,7 @@ pub fn add_iam(b: &mut GraphBuilder, export: &IamExport, source: &str) {
                 } else {
                     NodeKind::Identity
                 };
-                b.node(&format!("iam:{}", p.arn), kind, &p.name)
+                b.node(format!("iam:{}", p.arn), kind, &p.name)
             }
         };
         let n = b.node_mut(i);
@@ -507,7 +507,7 @@ pub fn add_iam(b: &mut GraphBuilder, export: &IamExport, source: &str) {
             .into(),
         );
         if n.source.is_none() {
-            n.source = Some(source.to_string());
+            n.source = Some(src);
         }
         if p.kind != PrincipalKind::Group
             && let Some(why) = p.admin_reason()

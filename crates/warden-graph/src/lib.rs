@@ -30,11 +30,13 @@ pub mod rules;
 
 pub use analysis::View;
 pub use build::{
-    EntitlementPolicy, Invocation, InvokePolicy, ScannedCredential, build, build_all,
-    build_with_iam,
+    EntitlementPolicy, Invocation, InvokePolicy, ScannedCredential, ToolInfo, ToolTable, build,
+    build_all, build_with_iam,
 };
 pub use error::GraphError;
-pub use graph::{Edge, EdgeKind, Graph, GraphBuilder, Node, NodeKind, Remedy};
+pub use graph::{
+    Edge, EdgeKind, Graph, GraphBuilder, Node, NodeKind, Remedy, SourceLoc, SourceTable,
+};
 pub use rules::{GraphFinding, Options, Remediation, findings};
 
 /// All graph findings of a graph with default options.

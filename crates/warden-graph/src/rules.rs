@@ -116,7 +116,7 @@ impl<'a, 'g> Ctx<'a, 'g> {
         |e| self.g.edge(e).kind.carries_influence()
     }
     fn loc(&self, n: u32) -> Option<SourceLocation> {
-        self.g.node(n).source.as_deref().map(parse_location)
+        self.g.node_source(n).as_deref().map(parse_location)
     }
 
     /// Passable `CanInvoke` edges of an agent, with the tool.

@@ -36,7 +36,7 @@ fn min_cut_matches_brute_force_on_random_graphs() {
         let src = b.node("src", NodeKind::UntrustedSource, "src");
         let dst = b.node("resource:dst", NodeKind::Resource, "dst");
         let agents: Vec<u32> = (0..n_agents)
-            .map(|i| b.node(&format!("agent:a{i}"), NodeKind::Agent, &format!("a{i}")))
+            .map(|i| b.node(format!("agent:a{i}"), NodeKind::Agent, &format!("a{i}")))
             .collect();
         for &a in &agents {
             if rng.below(2) == 0 {
