@@ -60,7 +60,8 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         let gate = crate::approvals::gate(&inv, &st, &store)?;
         let gw = Arc::new(
             Gateway::new(inv.clone(), decider, writer, GatewayOptions::default())
-                .with_approvals(gate),
+                .with_approvals(gate)
+                .with_pins(st.clone()),
         );
         let who = Principal::direct(&inv, &agent, None);
         let mut ev = gw.event("session", Some(&who), None);

@@ -15,6 +15,7 @@ mod output;
 mod policy;
 mod scan;
 mod token;
+mod tools;
 mod up;
 
 use std::process::ExitCode;
@@ -60,6 +61,8 @@ enum Command {
     Bom(scan::BomArgs),
     /// Run the detectors on content: injection in text, poisoning in tool definitions, redaction.
     Inspect(inspect::InspectArgs),
+    /// Tool pins: list pinned and quarantined tools, diff a held-back definition, approve it.
+    Tools(tools::ToolsArgs),
 }
 
 fn main() -> ExitCode {
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
         Command::Scan(args) => scan::run(args),
         Command::Bom(args) => scan::run_bom(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Tools(args) => tools::run(args),
     };
     match result {
         Ok(code) => code,

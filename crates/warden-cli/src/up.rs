@@ -97,7 +97,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         let gate = crate::approvals::gate(&inv, &store, &args.store)?;
         let gw = Arc::new(
             Gateway::new(inv.clone(), decider, writer, GatewayOptions::default())
-                .with_approvals(gate.clone()),
+                .with_approvals(gate.clone())
+                .with_pins(store.clone()),
         );
         let listener = match tokio::net::TcpListener::bind(args.listen).await {
             Ok(l) => l,

@@ -26,17 +26,20 @@ agents:
 connectors:
   - id: inbox
     mcp: {{ command: node, args: ["{everything}", "stdio"] }}
+    pin_on_first_sight: true
     on_injection: taint
     redact_results: true
     tools:
       echo: {{ effects: [read] }}
   - id: guarded
     mcp: {{ command: node, args: ["{everything}", "stdio"] }}
+    pin_on_first_sight: true
     on_injection: block
     tools:
       echo: {{ effects: [read] }}
   - id: outbox
     mcp: {{ command: node, args: ["{everything}", "stdio"] }}
+    pin_on_first_sight: true
     tools:
       echo: {{ effects: [external_send] }}
 settings:

@@ -126,6 +126,8 @@ pub struct Gateway {
     redactor: warden_detect::Redactor,
     /// The approval hold (issue 5); None: `needs_approval` is refused.
     approvals: Option<Arc<crate::approval::ApprovalGate>>,
+    /// Tool pinning and shadowing (issue 8, [`crate::pinning`]).
+    pub(crate) pinning: crate::pinning::Pinning,
     /// URI → connector routing of resources ([`relay`]).
     relay: relay::RelayState,
 }
@@ -243,6 +245,7 @@ impl Gateway {
         }
         let injection = warden_detect::InjectionDetector::new(injection_config(&inv));
         let redactor = redactor_for(&inv);
+        let pinning = crate::pinning::Pinning::new(&inv, None);
         Gateway {
             inv,
             decider,
@@ -256,6 +259,7 @@ impl Gateway {
             injection,
             redactor,
             approvals: None,
+            pinning,
             relay: relay::RelayState::default(),
         }
     }
@@ -559,6 +563,7 @@ impl Gateway {
                 }
             }
         }
+        let (served, quarantined) = self.pinning.filter_lists(self, served, &mut degraded).await;
         let mut tools = Vec::new();
         let mut missing = Vec::new();
         for (cid, refs) in &visible {
@@ -596,6 +601,10 @@ impl Gateway {
         if !missing.is_empty() {
             ev.detail
                 .insert("not_served_upstream".into(), Value::Array(missing));
+        }
+        if !quarantined.is_empty() {
+            ev.detail
+                .insert("quarantined".into(), Value::Array(quarantined));
         }
         self.audit.append_nowait(&ev).await;
         ok(id, json!({ "tools": tools }))
@@ -696,6 +705,17 @@ impl Gateway {
                 .get(&tr.connector)
                 .is_some_and(|c| c.tools.contains_key(&tr.tool))
         });
+        if let (Some(tr), true) = (&tr, declared)
+            && let Some(text) = self
+                .pinning
+                .admit(self, self.upstreams.get(&tr.connector), tr)
+                .await
+        {
+            return self
+                .pinning
+                .deny_call(self, id, &request_id, &mut ev, text)
+                .await;
+        }
         let decision = match (&tr, declared) {
             (Some(tr), true) => {
                 let sources = session

@@ -18,6 +18,7 @@ pub mod decide;
 pub mod error;
 pub mod gateway;
 pub mod limits;
+pub mod pinning;
 pub mod stdio;
 pub mod upstream;
 

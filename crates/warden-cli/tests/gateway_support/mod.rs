@@ -145,6 +145,7 @@ pub fn write_inventory(dir: &Path, warehouse_port: Option<u16>, extra_agent_yaml
             r#"
   - id: warehouse
     mcp: {{ url: "http://127.0.0.1:{p}/mcp" }}
+    pin_on_first_sight: true
     tools:
       run_query: {{ effects: [read], args: {{ sql: {{ type: string, required: true }} }} }}
 "#
@@ -171,6 +172,7 @@ agents:
 connectors:
   - id: everything
     mcp: {{ command: node, args: ["{everything}", "stdio"] }}
+    pin_on_first_sight: true
     tools:
       echo: {{ effects: [read] }}
       get-sum: {{ effects: [read] }}
@@ -178,6 +180,7 @@ connectors:
       get-env: {{ effects: [read] }}
   - id: files
     mcp: {{ command: node, args: ["{filesystem}", "{data}"] }}
+    pin_on_first_sight: true
     tools:
       read_text_file: {{ effects: [read] }}
       list_directory: {{ effects: [read] }}
@@ -187,6 +190,7 @@ connectors:
       command: python3
       args: ["{acme}", testkit]
       env: {{ ACME_BANNER: "1", TESTKIT_SECRET: "${{env:WARDEN_TEST_UPSTREAM_SECRET}}" }}
+    pin_on_first_sight: true
     tools:
       echo: {{ effects: [read] }}
       slow: {{ effects: [read] }}
