@@ -1,7 +1,8 @@
 //! Protocol completeness of `warden up` with real peers: resources, resource templates,
 //! prompts and completion of the npm server-everything relayed through the virtual server
 //! (seen by the PyPI `mcp` SDK client), a resource of a connector the agent may not use
-//! refused, resource contents inspected like tool results, the `MCP-Protocol-Version`
+//! refused, resource contents inspected like tool results, sampling and elicitation
+//! requests of an upstream relayed to the calling agent, the `MCP-Protocol-Version`
 //! header checked, and `server/discover` / 2026-07-28 stateless requests answered as
 //! docs/gateway.md says.
 
@@ -22,16 +23,20 @@ fn write_org(dir: &std::path::Path) {
 humans:
   - {{ id: olivia@example.com }}
 agents:
-  - {{ id: alpha, owner: olivia@example.com, uses: [everything.echo] }}
+  - {{ id: alpha, owner: olivia@example.com, uses: [everything.echo, everything.trigger-sampling-request, everything.trigger-elicitation-request] }}
   - {{ id: bob, owner: olivia@example.com, uses: [vault.whoami] }}
 connectors:
   - id: everything
     mcp: {{ command: node, args: ["{everything}", "stdio"] }}
+    pin_on_first_sight: true
     tools:
       echo: {{ effects: [read] }}
+      trigger-sampling-request: {{ effects: [read] }}
+      trigger-elicitation-request: {{ effects: [read] }}
   - id: vault
     mcp: {{ command: python3, args: ["{vault}"] }}
     on_injection: block
+    pin_on_first_sight: true
     tools:
       whoami: {{ effects: [read] }}
 "#
@@ -189,8 +194,14 @@ fn sdk_client_lists_and_reads_resources_gets_prompts_and_completions() {
         && e["args_digest"].is_string()));
     // Contents never reach the trail.
     let trail = serde_json::to_string(&audit).unwrap();
-    assert!(!trail.contains(&doc[..doc.len().min(200)]), "content leaked");
-    assert!(!trail.contains("weather in Lisbon"), "prompt content leaked");
+    assert!(
+        !trail.contains(&doc[..doc.len().min(200)]),
+        "content leaked"
+    );
+    assert!(
+        !trail.contains("weather in Lisbon"),
+        "prompt content leaked"
+    );
     let status = Command::new(WARDEN)
         .args(["audit", "verify"])
         .arg(&w.dir)
@@ -271,9 +282,11 @@ fn resources_are_routed_per_agent_and_their_contents_inspected() {
         "{reads:?}"
     );
     assert!(
-        reads.iter().any(|e| e["detail"]["uri"] == "vault://payroll/2026"
-            && e["agent"] == "alpha"
-            && e["decision"] == "deny"),
+        reads
+            .iter()
+            .any(|e| e["detail"]["uri"] == "vault://payroll/2026"
+                && e["agent"] == "alpha"
+                && e["decision"] == "deny"),
         "{reads:?}"
     );
 }
@@ -404,4 +417,69 @@ fn server_discover_names_the_handshake_revisions_and_stateless_requests_are_refu
     );
     assert_eq!(r.status, 400, "{r:?}");
     assert_eq!(r.json()["error"]["code"], -32600);
+}
+
+#[test]
+fn sampling_and_elicitation_requests_of_an_upstream_reach_the_calling_agent() {
+    require_deps();
+    let tmp = tempfile::tempdir().unwrap();
+    write_org(tmp.path());
+    let w = Warden::start(tmp.path(), &[]);
+    let token = w.token("alpha");
+    let steps = json!([
+        {"op": "call", "name": "everything.trigger-sampling-request", "args": {"prompt": "haiku about gateways", "maxTokens": 20}},
+        {"op": "call", "name": "everything.trigger-elicitation-request", "args": {}},
+    ]);
+    let out = protocol_client(&w.url(), &token, &steps);
+    let s = out["steps"].as_array().unwrap();
+    let reqs = out["server_requests"].as_array().unwrap();
+
+    // The upstream's sampling request reached the agent (with the upstream's prompt), and
+    // the agent's answer reached the upstream, which put it into the tool result.
+    let sampling: Vec<&Value> = reqs
+        .iter()
+        .filter(|r| r["method"] == "sampling/createMessage")
+        .collect();
+    assert_eq!(sampling.len(), 1, "{out}");
+    assert!(
+        sampling[0]["params"]
+            .to_string()
+            .contains("haiku about gateways"),
+        "{out}"
+    );
+    let text = texts(&s[0]["result"]);
+    assert!(text.contains("sampled-by-agent"), "{}", s[0]);
+    assert_ne!(s[0]["result"]["isError"], true, "{}", s[0]);
+
+    // Elicitation: the agent declined, and the upstream saw the decline.
+    assert!(
+        reqs.iter().any(|r| r["method"] == "elicitation/create"),
+        "{out}"
+    );
+    assert!(texts(&s[1]["result"]).contains("declined"), "{}", s[1]);
+
+    let audit = w.audit();
+    let relayed = events(&audit, "server_request");
+    assert!(
+        relayed
+            .iter()
+            .any(|e| e["method"] == "sampling/createMessage"
+                && e["outcome"] == "answered"
+                && e["detail"]["connector"] == "everything"
+                && e["agent"] == "alpha"),
+        "{relayed:?}"
+    );
+    assert!(
+        relayed
+            .iter()
+            .any(|e| e["method"] == "elicitation/create" && e["agent"] == "alpha"),
+        "{relayed:?}"
+    );
+    // The sampled text is content: it is not in the trail's server_request records.
+    assert!(
+        relayed
+            .iter()
+            .all(|e| !e.to_string().contains("sampled-by-agent")),
+        "{relayed:?}"
+    );
 }

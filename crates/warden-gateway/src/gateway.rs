@@ -412,7 +412,8 @@ impl Gateway {
             ));
         }
         let Some(method) = method else {
-            // A response to a server request: the gateway sends none.
+            // A response to a server request an upstream sent the agent (sampling, …).
+            self.server_response(who, session, &msg).await;
             return None;
         };
         let params = obj

@@ -9,8 +9,8 @@
 //!   as one page (no `nextCursor`; a `cursor` from the client is invalid, `-32602`).
 //!   Resource URIs keep the upstream's spelling (they are identifiers that tool results
 //!   link to); prompt names are namespaced like tools, `<connector>.<prompt>`.
-//! - `resources/read`, `resources/subscribe`, `resources/unsubscribe`: routed by URI to the
-//!   connector that listed it, or whose `uriTemplate` matches it. The gateway keeps a
+//! - `resources/read`: routed by URI to the connector that listed it, or whose
+//!   `uriTemplate` matches it. The gateway keeps a
 //!   URI → connectors map filled by the lists; an unknown URI triggers one refresh of the
 //!   visible connectors' lists, then `-32002` (resource not found).
 //! - `prompts/get` by its namespaced name; `completion/complete` by its `ref`
@@ -18,8 +18,11 @@
 //! - Contents that flow back (resource contents, prompt messages) pass through the same
 //!   injection/redaction inspection as tool results ([`Gateway::inspect_result`]).
 //! - Audit: `resource_read` (connector, URI), `prompt_get` (connector, prompt, argument
-//!   digest and redacted arguments), `completion`, `resource_subscribe`, and `list` for the
-//!   lists. Never the content.
+//!   digest and redacted arguments), `completion`, and `list` for the lists. Never the
+//!   content.
+//! - `resources/subscribe` / `unsubscribe` are not relayed (`-32601`, `subscribe: false`):
+//!   the gateway has no channel to deliver `notifications/resources/updated` to an agent
+//!   (no `GET /mcp` stream, and an upstream is shared by every session).
 //!
 //! `server/discover` (2026-07-28) is answered with the revisions the gateway serves — all
 //! of them handshake-era — so 2026 clients fall back to `initialize`; a session-less request
@@ -41,8 +44,6 @@ pub const RELAYED: &[&str] = &[
     "resources/list",
     "resources/templates/list",
     "resources/read",
-    "resources/subscribe",
-    "resources/unsubscribe",
     "prompts/list",
     "prompts/get",
     "completion/complete",
@@ -327,9 +328,7 @@ impl Gateway {
             "resources/list" | "resources/templates/list" | "prompts/list" => {
                 self.relay_list(who, session, id, method, &params).await
             }
-            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
-                self.relay_resource(who, session, id, method, params).await
-            }
+            "resources/read" => self.relay_resource(who, session, id, method, params).await,
             "prompts/get" => self.relay_prompt(who, session, id, params).await,
             _ => self.relay_completion(who, session, id, params).await,
         }
@@ -497,12 +496,7 @@ impl Gateway {
         params: Value,
     ) -> Value {
         let started = Instant::now();
-        let kind = if method == "resources/read" {
-            "resource_read"
-        } else {
-            "resource_subscribe"
-        };
-        let mut ev = self.event(kind, Some(who), session.map(|s| s.as_ref()));
+        let mut ev = self.event("resource_read", Some(who), session.map(|s| s.as_ref()));
         ev.request = Some(self.next_request_id());
         ev.method = Some(method.into());
         let Some(uri) = params
@@ -550,8 +544,7 @@ impl Gateway {
             connector: cid,
             tool: method.to_string(),
         };
-        let inspect = (method == "resources/read").then_some(&tr);
-        let reply = self.answer(session, id, inspect, res, &mut ev);
+        let reply = self.answer(session, id, Some(&tr), res, &mut ev);
         ev.latency_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
         ev.tainted = session.map(|s| s.tainted.load(Ordering::Acquire));
         self.audit.append_nowait(&ev).await;
@@ -633,6 +626,33 @@ impl Gateway {
         ev.tainted = session.map(|s| s.tainted.load(Ordering::Acquire));
         self.audit.append_nowait(&ev).await;
         reply
+    }
+
+    /// An agent's answer to a server request relayed during one of its calls: handed to
+    /// the upstream waiting for it, and audited (kind `server_request`: connector, method,
+    /// whether the agent answered or refused; never the content).
+    pub(crate) async fn server_response(
+        &self,
+        who: &Principal,
+        session: Option<&Arc<Session>>,
+        msg: &Value,
+    ) {
+        let Some((connector, method)) = crate::upstream::deliver_response(msg) else {
+            return;
+        };
+        let mut ev = self.event("server_request", Some(who), session.map(|s| s.as_ref()));
+        ev.method = Some(method);
+        ev.outcome = Some(
+            if msg.get("error").is_some() {
+                "refused_by_agent"
+            } else {
+                "answered"
+            }
+            .into(),
+        );
+        ev.detail
+            .insert("connector".into(), Value::String(connector));
+        self.audit.append_nowait(&ev).await;
     }
 
     async fn relay_completion(

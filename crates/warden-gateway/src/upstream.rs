@@ -6,6 +6,13 @@
 //! both are restored on the way back. Non-JSON lines on a child's stdout are skipped; a child
 //! that exits fails its in-flight calls and is restarted on the next call, with exponential
 //! backoff between failed starts. Its stderr goes to the gateway's log.
+//!
+//! Server → client requests: the gateway tells upstreams it handles `sampling` and
+//! `elicitation`. Such a request is relayed to the agent whose call it belongs to (over
+//! HTTP: the call's SSE stream; over stdio: the only call with a relay channel in flight on
+//! that child, otherwise it is refused as ambiguous) under a fresh unguessable id; the
+//! agent's answer comes back through [`deliver_response`]. `ping` is answered locally;
+//! anything else (`roots/list`: an upstream is shared by every agent) gets `-32601`.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -26,6 +33,84 @@ pub const UPSTREAM_PROTOCOL: &str = "2025-11-25";
 
 /// Where a call's progress (and other request-scoped notifications) go.
 pub type NotifySink = mpsc::UnboundedSender<Value>;
+
+/// Server → client methods relayed to the agent during a call.
+pub const RELAYED_SERVER_REQUESTS: &[&str] = &["sampling/createMessage", "elicitation/create"];
+
+/// Longest the gateway waits for an agent to answer a relayed server request.
+pub const SERVER_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Relayed server requests awaiting the agent's answer: gateway id → (connector, method,
+/// where the answer goes).
+type PendingServerRequests = HashMap<String, (String, String, oneshot::Sender<Value>)>;
+static SERVER_REQUESTS: std::sync::LazyLock<Mutex<PendingServerRequests>> =
+    std::sync::LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// Hands an agent's JSON-RPC response to the upstream request it answers. Returns the
+/// connector and method of that request, or None when no relayed request has this id.
+pub fn deliver_response(msg: &Value) -> Option<(String, String)> {
+    let id = msg.get("id").and_then(Value::as_str)?;
+    let (connector, method, tx) = SERVER_REQUESTS.lock().unwrap().remove(id)?;
+    let _ = tx.send(msg.clone());
+    Some((connector, method))
+}
+
+/// The reply to send upstream for a server → client request `msg`: relayed to the agent
+/// through `sink` when it is one of [`RELAYED_SERVER_REQUESTS`] and a call owns it.
+async fn answer_server_request(connector: &str, msg: &Value, sink: Option<NotifySink>) -> Value {
+    let id = msg.get("id").cloned().unwrap_or(Value::Null);
+    let method = msg.get("method").and_then(Value::as_str).unwrap_or("");
+    let refuse = |why: String| json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": why}});
+    if method == "ping" {
+        return json!({"jsonrpc": "2.0", "id": id, "result": {}});
+    }
+    if !RELAYED_SERVER_REQUESTS.contains(&method) {
+        return refuse(format!(
+            "the Warden gateway does not relay {method} (an upstream is shared by every agent)"
+        ));
+    }
+    let Some(sink) = sink else {
+        return refuse(format!(
+            "the Warden gateway cannot tell which agent's call {method} belongs to, or that agent's transport cannot carry it"
+        ));
+    };
+    let mut b = [0u8; 12];
+    let _ = getrandom::fill(&mut b);
+    let ours = format!("warden-{connector}-{}", hex::encode(b));
+    let (tx, rx) = oneshot::channel();
+    SERVER_REQUESTS.lock().unwrap().insert(
+        ours.clone(),
+        (connector.to_string(), method.to_string(), tx),
+    );
+    let mut fwd = msg.clone();
+    fwd["id"] = Value::String(ours.clone());
+    if sink.send(fwd).is_err() {
+        SERVER_REQUESTS.lock().unwrap().remove(&ours);
+        return refuse(format!(
+            "the agent's call ended before {method} could be relayed"
+        ));
+    }
+    match tokio::time::timeout(SERVER_REQUEST_TIMEOUT, rx).await {
+        Ok(Ok(answer)) => {
+            let mut reply = json!({"jsonrpc": "2.0", "id": id});
+            match answer.get("error") {
+                Some(e) => reply["error"] = e.clone(),
+                None => reply["result"] = answer.get("result").cloned().unwrap_or(json!({})),
+            }
+            reply
+        }
+        _ => {
+            SERVER_REQUESTS.lock().unwrap().remove(&ours);
+            json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32603,
+                "message": format!("the agent did not answer {method}")}})
+        }
+    }
+}
+
+/// The capabilities the gateway announces to upstreams.
+fn client_capabilities() -> Value {
+    json!({"sampling": {}, "elicitation": {}})
+}
 
 /// Resolves `${env:NAME}` and `${file:PATH}` (relative to `root`) inside a configured value.
 pub fn resolve_value(raw: &str, root: &Path) -> Result<String, String> {
@@ -192,6 +277,7 @@ impl Upstream {
         sink: Option<NotifySink>,
         cancel: Option<oneshot::Receiver<String>>,
     ) -> Result<Value, GatewayError> {
+        let relay = sink.clone();
         // Rewrite the progress token so that tokens of different clients never collide.
         let mut progress: Option<(String, Value, NotifySink)> = None;
         if let Some(meta) = params.get_mut("_meta").and_then(Value::as_object_mut)
@@ -209,8 +295,8 @@ impl Upstream {
             }
         }
         match &self.kind {
-            Kind::Stdio(s) => s.request(method, params, progress, cancel).await,
-            Kind::Http(h) => h.request(method, params, progress, cancel).await,
+            Kind::Stdio(s) => s.request(method, params, progress, relay, cancel).await,
+            Kind::Http(h) => h.request(method, params, progress, relay, cancel).await,
             Kind::Unavailable(why) => Err(GatewayError::Unavailable {
                 connector: self.connector.clone(),
                 message: why.clone(),
@@ -345,9 +431,30 @@ struct StdioConn {
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
     /// The server's `capabilities` from its `initialize` answer.
     capabilities: Mutex<Value>,
+    /// In-flight calls that can carry server requests to their agent, by upstream id.
+    relays: Mutex<HashMap<u64, NotifySink>>,
+}
+
+/// Unregisters a call's relay channel when the call ends, however it ends.
+struct RelayGuard<'a>(&'a StdioConn, u64);
+
+impl Drop for RelayGuard<'_> {
+    fn drop(&mut self) {
+        self.0.relays.lock().unwrap().remove(&self.1);
+    }
 }
 
 impl StdioConn {
+    /// The relay channel of the only in-flight call that has one.
+    fn sole_relay(&self) -> Option<NotifySink> {
+        let r = self.relays.lock().unwrap();
+        if r.len() == 1 {
+            r.values().next().cloned()
+        } else {
+            None
+        }
+    }
+
     fn kill(&self) {
         self.alive.store(false, Ordering::Release);
         if let Some(mut c) = self.child.lock().unwrap().take() {
@@ -386,9 +493,14 @@ impl StdioConn {
         &self,
         method: &str,
         params: Value,
+        relay: Option<NotifySink>,
         cancel: Option<oneshot::Receiver<String>>,
     ) -> Result<Value, Result<String, ()>> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let _relay = relay.map(|sink| {
+            self.relays.lock().unwrap().insert(id, sink);
+            RelayGuard(self, id)
+        });
         let (tx, rx) = oneshot::channel();
         self.pending.lock().unwrap().insert(id, tx);
         if !self.alive.load(Ordering::Acquire) {
@@ -504,6 +616,7 @@ impl StdioUpstream {
             next_id: AtomicU64::new(1),
             stderr_tail: Arc::new(Mutex::new(VecDeque::new())),
             capabilities: Mutex::new(json!({})),
+            relays: Mutex::new(HashMap::new()),
         });
         // stderr → log, keeping the last lines for error messages.
         {
@@ -556,17 +669,15 @@ impl StdioUpstream {
                         {
                             let _ = tx.send(msg);
                         }
-                    } else if let Some(id) = msg.get("id") {
-                        // A request from the server (sampling, elicitation, roots): the gateway
-                        // offers none of these capabilities upstream.
-                        let method = msg.get("method").and_then(Value::as_str).unwrap_or("");
-                        let reply = if method == "ping" {
-                            json!({"jsonrpc": "2.0", "id": id, "result": {}})
-                        } else {
-                            json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601,
-                                "message": format!("the Warden gateway does not relay server requests ({method})")}})
-                        };
-                        let _ = conn2.send(&reply).await;
+                    } else if msg.get("id").is_some() {
+                        // A request from the server (sampling, elicitation, roots, ping).
+                        let sink = conn2.sole_relay();
+                        let conn3 = conn2.clone();
+                        let connector = connector.clone();
+                        tokio::spawn(async move {
+                            let reply = answer_server_request(&connector, &msg, sink).await;
+                            let _ = conn3.send(&reply).await;
+                        });
                     } else {
                         route_notification(&msg, &conn2.progress, &stale, &connector);
                     }
@@ -595,16 +706,17 @@ impl StdioUpstream {
         // Handshake.
         let init = json!({
             "protocolVersion": UPSTREAM_PROTOCOL,
-            "capabilities": {},
+            "capabilities": client_capabilities(),
             "clientInfo": {"name": "warden-gateway", "version": env!("CARGO_PKG_VERSION")}
         });
-        let resp = tokio::time::timeout(self.init_timeout, conn.call("initialize", init, None))
-            .await
-            .map_err(|_| {
-                conn.kill();
-                format!("no answer to initialize within {:?}", self.init_timeout)
-            })?
-            .map_err(|e| e.unwrap_or_else(|_| "cancelled".into()))?;
+        let resp =
+            tokio::time::timeout(self.init_timeout, conn.call("initialize", init, None, None))
+                .await
+                .map_err(|_| {
+                    conn.kill();
+                    format!("no answer to initialize within {:?}", self.init_timeout)
+                })?
+                .map_err(|e| e.unwrap_or_else(|_| "cancelled".into()))?;
         if let Some(err) = resp.get("error") {
             conn.kill();
             return Err(format!("initialize failed: {err}"));
@@ -622,6 +734,7 @@ impl StdioUpstream {
         method: &str,
         params: Value,
         progress: Option<(String, Value, NotifySink)>,
+        relay: Option<NotifySink>,
         cancel: Option<oneshot::Receiver<String>>,
     ) -> Result<Value, GatewayError> {
         let conn = self.connection().await?;
@@ -629,7 +742,7 @@ impl StdioUpstream {
         if let Some((ours, orig, sink)) = progress {
             conn.progress.lock().unwrap().insert(ours, (orig, sink));
         }
-        let r = conn.call(method, params, cancel).await;
+        let r = conn.call(method, params, relay, cancel).await;
         if let Some(t) = token {
             conn.progress.lock().unwrap().remove(&t);
         }
@@ -732,7 +845,7 @@ impl HttpUpstream {
         }
         let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
             "protocolVersion": UPSTREAM_PROTOCOL,
-            "capabilities": {},
+            "capabilities": client_capabilities(),
             "clientInfo": {"name": "warden-gateway", "version": env!("CARGO_PKG_VERSION")}
         }});
         let resp =
@@ -754,7 +867,9 @@ impl HttpUpstream {
             .get("mcp-session-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let msg = self.read_response(resp, &Value::from(0), None).await?;
+        let msg = self
+            .read_response(resp, &Value::from(0), None, None)
+            .await?;
         if let Some(err) = msg.get("error") {
             return Err(GatewayError::Unavailable {
                 connector: self.connector.clone(),
@@ -788,6 +903,7 @@ impl HttpUpstream {
         mut resp: reqwest::Response,
         id: &Value,
         progress: Option<&Mutex<HashMap<String, (Value, NotifySink)>>>,
+        relay: Option<&NotifySink>,
     ) -> Result<Value, GatewayError> {
         let ct = resp
             .headers()
@@ -831,7 +947,20 @@ impl HttpUpstream {
                 if is_response(&msg) && msg.get("id") == Some(id) {
                     return Ok(msg);
                 }
-                if msg.get("method").is_some() && msg.get("id").is_none() {
+                if msg.get("method").is_some() && msg.get("id").is_some() {
+                    // A server request on this call's stream: it belongs to this call.
+                    let reply = answer_server_request(&self.connector, &msg, relay.cloned()).await;
+                    let sess = self.session.lock().await.clone();
+                    if let Ok(rb) = self.build(&reply, sess.as_deref()) {
+                        let _ = rb.send().await;
+                    }
+                } else if msg.get("method").is_some() {
+                    if msg.get("method").and_then(Value::as_str) == Some("notifications/message")
+                        && let Some(sink) = relay
+                    {
+                        // A log message on this call's stream goes to the call's agent.
+                        let _ = sink.send(msg.clone());
+                    }
                     route_notification(&msg, progress, &self.stale_for_tools, &self.connector);
                 }
             }
@@ -843,6 +972,7 @@ impl HttpUpstream {
         method: &str,
         params: Value,
         progress: Option<(String, Value, NotifySink)>,
+        relay: Option<NotifySink>,
         cancel: Option<oneshot::Receiver<String>>,
     ) -> Result<Value, GatewayError> {
         let progress_map = Mutex::new(HashMap::new());
@@ -875,7 +1005,9 @@ impl HttpUpstream {
                         text.chars().take(300).collect::<String>()
                     )));
                 }
-                return self.read_response(resp, &id, Some(&progress_map)).await;
+                return self
+                    .read_response(resp, &id, Some(&progress_map), relay.as_ref())
+                    .await;
             }
             Err(self.err("session lost twice"))
         };

@@ -7,7 +7,10 @@
 //!   with `WWW-Authenticate: Bearer resource_metadata="…"` (MCP authorization spec) and an
 //!   audit record. `initialize` opens a session (`Mcp-Session-Id`); requests that asked for
 //!   progress and accept `text/event-stream` are answered as an SSE stream carrying the
-//!   relayed progress notifications and then the response; others get plain JSON.
+//!   relayed progress notifications and then the response. A `tools/call` whose upstream
+//!   sends the agent a request (sampling, elicitation) or a log message switches to SSE
+//!   when the first such message arrives; the agent answers relayed requests with a POST of
+//!   the JSON-RPC response (`202`). Everything else gets plain JSON.
 //! - `MCP-Protocol-Version`: on requests of a session (after `initialize`) a revision the
 //!   gateway does not serve gets `400` with a JSON-RPC error; absent, the negotiated one
 //!   applies. A session-less request carrying the 2026-07-28 per-request `_meta` gets `400`
@@ -429,7 +432,11 @@ async fn mcp_post(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
         .and_then(|a| a.to_str().ok())
         .is_some_and(|a| a.contains("text/event-stream"));
     let has_progress = msg.pointer("/params/_meta/progressToken").is_some();
-    let mut resp = if wants_sse && has_progress {
+    // A call may stream: progress it asked for, and requests or log messages its upstream
+    // sends the agent (sampling, elicitation). Without a progress token the answer stays
+    // plain JSON unless such a message comes first.
+    let may_stream = wants_sse && (has_progress || method == "tools/call");
+    let mut resp = if may_stream {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
         let gw2 = gw.clone();
         tokio::spawn(async move {
@@ -440,27 +447,43 @@ async fn mcp_post(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
                 let _ = tx.send(r);
             }
         });
-        let stream = futures_util::stream::poll_fn(move |cx| {
-            rx.poll_recv(cx).map(|o| {
-                o.map(|m| {
+        let mut first = None;
+        let mut plain = None;
+        if !has_progress {
+            match rx.recv().await {
+                Some(m) if m.get("method").is_none() => plain = Some(m),
+                Some(m) => first = Some(m),
+                None => plain = Some(Value::Null),
+            }
+        }
+        match plain {
+            Some(r) => json_response(StatusCode::OK, &r),
+            None => {
+                let event = |m: Value| {
                     Ok::<_, std::convert::Infallible>(Bytes::from(format!(
                         "event: message\ndata: {m}\n\n"
                     )))
-                })
-            })
-        });
-        (
-            StatusCode::OK,
-            [
+                };
+                let stream = futures_util::stream::poll_fn(move |cx| {
+                    if let Some(m) = first.take() {
+                        return std::task::Poll::Ready(Some(event(m)));
+                    }
+                    rx.poll_recv(cx).map(|o| o.map(event))
+                });
                 (
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/event-stream"),
-                ),
-                (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-            ],
-            Body::from_stream(stream),
-        )
-            .into_response()
+                    StatusCode::OK,
+                    [
+                        (
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static("text/event-stream"),
+                        ),
+                        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+                    ],
+                    Body::from_stream(stream),
+                )
+                    .into_response()
+            }
+        }
     } else {
         let r = gw
             .handle(&who, session.as_ref(), msg, None)
