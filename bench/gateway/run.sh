@@ -48,6 +48,7 @@ agents:
 connectors:
   - id: bench
     mcp: { url: "http://127.0.0.1:$UP_PORT/mcp" }
+    pin_on_first_sight: true
     tools:
       noop: { effects: [read], args: { n: { type: integer } } }
 YAML

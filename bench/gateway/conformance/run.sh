@@ -24,6 +24,7 @@ agents: [{ id: conformance, owner: conf@example.com, uses: ["everything.*"] }]
 connectors:
   - id: everything
     mcp: { command: node, args: ["$EVERYTHING", stdio] }
+    pin_on_first_sight: true
     tools:
 $(for t in echo get-sum get-tiny-image trigger-long-running-operation get-annotated-message get-resource-links get-resource-reference get-structured-content toggle-simulated-logging toggle-subscriber-updates trigger-sampling-request trigger-elicitation-request get-env; do echo "      $t: { effects: [read] }"; done)
 YAML
