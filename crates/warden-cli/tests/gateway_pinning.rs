@@ -135,6 +135,37 @@ connectors:
 
 #[test]
 fn a_changed_description_is_quarantined_until_reviewed_and_approved() {
+    rug_pull_scenario(&[]);
+}
+
+/// The same with the store in PostgreSQL (the replicas' setup): pins, sightings and the
+/// `warden tools` commands through the URL.
+#[test]
+fn a_changed_description_is_quarantined_until_approved_with_a_postgres_store() {
+    let admin = std::env::var("WARDEN_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://warden:warden@127.0.0.1:5432/postgres".into());
+    let name = format!("warden_t_pins_{}", std::process::id());
+    let created = Command::new("psql")
+        .args([
+            admin.as_str(),
+            "-q",
+            "-c",
+            &format!("DROP DATABASE IF EXISTS {name}"),
+            "-c",
+            &format!("CREATE DATABASE {name}"),
+        ])
+        .output()
+        .expect("psql (PostgreSQL client) is installed by scripts/deps.d/40-gateway.sh");
+    assert!(
+        created.status.success(),
+        "PostgreSQL not reachable at {admin}: {}; run scripts/deps.d/40-gateway.sh",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    rug_pull_scenario(&["--db", &url]);
+}
+
+fn rug_pull_scenario(extra: &[&str]) {
     require_deps();
     let tmp = tempfile::tempdir().unwrap();
     let flag = tmp.path().join("rugpull.flag");
@@ -152,7 +183,7 @@ fn a_changed_description_is_quarantined_until_reviewed_and_approved() {
         ),
         "dict.lookup, dict.define",
     );
-    let w = Warden::start(tmp.path(), &[]);
+    let w = Warden::start(tmp.path(), extra);
     let token = w.token("alpha");
     let steps = json!([{"call": "dict.lookup", "args": {"word": "warden"}}]);
 
