@@ -40,6 +40,10 @@ trap cleanup EXIT
 "$BENCH" upstream --port-file "$WORK/up.port" > /dev/null & PIDS+=($!)
 for _ in $(seq 100); do [ -s "$WORK/up.port" ] && break; sleep 0.05; done
 UP_PORT=$(cat "$WORK/up.port")
+# A bare relay in front of the same upstream: one extra HTTP hop with no policy and no audit.
+"$BENCH" relay --upstream "http://127.0.0.1:$UP_PORT/mcp" --port-file "$WORK/relay.port" > /dev/null & PIDS+=($!)
+for _ in $(seq 100); do [ -s "$WORK/relay.port" ] && break; sleep 0.05; done
+RELAY_PORT=$(cat "$WORK/relay.port")
 mkdir -p "$WORK/inv"
 cat > "$WORK/inv/inventory.yaml" <<YAML
 humans: [{ id: bench@example.com }]
@@ -61,6 +65,7 @@ for DUR in $DURABILITIES; do
   URL=$(sed -n 's/^MCP endpoint: //p' "$WORK/up-$DUR.out")
   TOKEN=$("$WARDEN" token issue --agent bench-agent "$WORK/inv" --db "$DB" 2>/dev/null)
   "$BENCH" compare --direct "http://127.0.0.1:$UP_PORT/mcp" --gateway "$URL" --token "$TOKEN" \
+    --relay "http://127.0.0.1:$RELAY_PORT/mcp" \
     --rate "$RATE" --seconds "$SECONDS_" --concurrency "$CONC" --label "(audit durability: $DUR)"
   kill -TERM "$WPID"; wait "$WPID" 2>/dev/null || true
   echo

@@ -818,6 +818,8 @@ impl Gateway {
             }
         };
         // The decision is durable before anything reaches the upstream.
+        let durable_from = Instant::now();
+        let decided_ms = started.elapsed().as_secs_f64() * 1000.0;
         if let Err(e) = self.audit.append(&ev).await {
             return error(
                 id,
@@ -861,6 +863,17 @@ impl Gateway {
         out.detail.insert(
             "upstream_ms".into(),
             json!((upstream_ms * 1000.0).round() / 1000.0),
+        );
+        // Where the gateway's own time went: policy (and approval hold) before the decision
+        // record, then waiting for that record to be durable.
+        let durable_ms = (forwarded_at - durable_from).as_secs_f64() * 1000.0;
+        out.detail.insert(
+            "decided_ms".into(),
+            json!((decided_ms * 1000.0).round() / 1000.0),
+        );
+        out.detail.insert(
+            "durable_ms".into(),
+            json!((durable_ms * 1000.0).round() / 1000.0),
         );
         let reply = match result {
             Ok(resp) => {

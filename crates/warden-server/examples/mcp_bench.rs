@@ -1,12 +1,15 @@
 //! Benchmark driver for `bench/gateway/run.sh` (not a test):
 //!
 //!   mcp_bench upstream --port-file F          a trivial Streamable HTTP MCP server (`bench.noop`)
-//!   mcp_bench compare --direct URL --gateway URL --token T [--rate 1000] [--seconds 5]
-//!                     [--concurrency 32]
+//!   mcp_bench relay --upstream URL --port-file F
+//!                     a bare HTTP relay (axum in, reqwest out, no policy, no audit): the cost
+//!                     of one extra hop on this machine, the floor for any gateway
+//!   mcp_bench compare --direct URL --gateway URL --token T [--relay URL] [--rate 1000]
+//!                     [--seconds 5] [--concurrency 32]
 //!
 //! `compare` drives `tools/call` at a fixed open-loop rate against the upstream directly and
-//! through the gateway (latency measured from each call's scheduled start, so a stall is
-//! not hidden), then measures the maximum calls/s of both with a closed loop of
+//! through the gateway (each call is sent at its scheduled time whether or not earlier calls
+//! have answered, so a stall is not hidden; latency is measured from the send), then measures the maximum calls/s of both with a closed loop of
 //! `--concurrency` callers, and prints a table.
 
 use std::sync::Arc;
@@ -42,6 +45,39 @@ async fn upstream_handler(body: axum::body::Bytes) -> axum::response::Response {
         serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": id, "result": result})).unwrap(),
     )
         .into_response()
+}
+
+/// The bare relay: forwards the body and the MCP headers, returns the upstream's answer.
+async fn relay_handler(
+    axum::extract::State((client, url)): axum::extract::State<(reqwest::Client, String)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    let mut rb = client.post(&url).body(body);
+    for name in [
+        "content-type",
+        "accept",
+        "mcp-session-id",
+        "mcp-protocol-version",
+    ] {
+        if let Some(v) = headers.get(name) {
+            rb = rb.header(name, v.as_bytes());
+        }
+    }
+    match rb.send().await {
+        Ok(r) => {
+            let status = StatusCode::from_u16(r.status().as_u16()).unwrap();
+            let mut h = HeaderMap::new();
+            for name in ["content-type", "mcp-session-id"] {
+                if let Some(v) = r.headers().get(name) {
+                    h.insert(name, v.to_str().unwrap().parse().unwrap());
+                }
+            }
+            let bytes = r.bytes().await.unwrap_or_default();
+            (status, h, bytes.to_vec()).into_response()
+        }
+        Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+    }
 }
 
 struct Target {
@@ -128,11 +164,15 @@ async fn fixed_rate(
         tokio::time::sleep_until(due.into()).await;
         let (client, t, errors) = (client.clone(), t.clone(), errors.clone());
         handles.push(tokio::spawn(async move {
+            // Latency from the moment the call is sent: tokio's timer wakes the schedule up to
+            // 1 ms late, which would add the same noise to both paths. The schedule stays open
+            // loop (a slow call never delays the next one).
+            let sent = Instant::now();
             let ok = call(&client, &t, tool, i).await;
             if !ok {
                 errors.fetch_add(1, Ordering::Relaxed);
             }
-            due.elapsed().as_secs_f64() * 1000.0
+            sent.elapsed().as_secs_f64() * 1000.0
         }));
     }
     let mut lat = Vec::with_capacity(n as usize);
@@ -206,6 +246,23 @@ async fn main() {
             let app = Router::new().route("/mcp", post(upstream_handler));
             axum::serve(listener, app).await.unwrap();
         }
+        Some("relay") => {
+            let upstream = arg(&args, "--upstream").expect("--upstream URL");
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            if let Some(f) = arg(&args, "--port-file") {
+                std::fs::write(f, port.to_string()).unwrap();
+            }
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .tcp_nodelay(true)
+                .build()
+                .unwrap();
+            let app = Router::new()
+                .route("/mcp", post(relay_handler))
+                .with_state((client, upstream));
+            axum::serve(listener, app).await.unwrap();
+        }
         Some("compare") => {
             let direct = arg(&args, "--direct").expect("--direct URL");
             let gateway = arg(&args, "--gateway").expect("--gateway URL");
@@ -228,17 +285,36 @@ async fn main() {
                 .unwrap();
             let d = Arc::new(connect(&client, &direct, None).await);
             let g = Arc::new(connect(&client, &gateway, Some(&token)).await);
-            // Warm up both paths (connection pools, upstream session).
+            let r = match arg(&args, "--relay") {
+                Some(u) => Some(Arc::new(connect(&client, &u, None).await)),
+                None => None,
+            };
+            // Warm up every path (connection pools, upstream session).
             let _ = fixed_rate(client.clone(), d.clone(), "noop", rate, 0.5).await;
             let _ = fixed_rate(client.clone(), g.clone(), "bench.noop", rate, 0.5).await;
+            if let Some(r) = &r {
+                let _ = fixed_rate(client.clone(), r.clone(), "noop", rate, 0.5).await;
+            }
             let sd = fixed_rate(client.clone(), d.clone(), "noop", rate, seconds).await;
             let sg = fixed_rate(client.clone(), g.clone(), "bench.noop", rate, seconds).await;
+            let sr = match &r {
+                Some(r) => Some(fixed_rate(client.clone(), r.clone(), "noop", rate, seconds).await),
+                None => None,
+            };
             let (md, ed) = max_rate(client.clone(), d.clone(), "noop", conc, seconds).await;
             let (mg, eg) = max_rate(client.clone(), g.clone(), "bench.noop", conc, seconds).await;
+            let mr = match &r {
+                Some(r) => Some(max_rate(client.clone(), r.clone(), "noop", conc, seconds).await),
+                None => None,
+            };
             println!("\n## tools/call at a fixed {rate} calls/s for {seconds} s {label}\n");
             println!("| path | achieved calls/s | p50 ms | p90 ms | p99 ms | max ms | errors |");
             println!("|---|---:|---:|---:|---:|---:|---:|");
-            for (name, s) in [("direct", &sd), ("through warden", &sg)] {
+            let mut rows = vec![("direct", &sd), ("through warden", &sg)];
+            if let Some(sr) = &sr {
+                rows.push(("through a bare relay (no policy, no audit)", sr));
+            }
+            for (name, s) in rows {
                 println!(
                     "| {name} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {} |",
                     s.achieved, s.p50, s.p90, s.p99, s.max, s.errors
@@ -250,11 +326,22 @@ async fn main() {
                 sg.p90 - sd.p90,
                 sg.p99 - sd.p99
             );
+            if let Some(sr) = &sr {
+                println!(
+                    "| added by the bare relay (one hop, the floor) | | {:.3} | {:.3} | {:.3} | | |",
+                    sr.p50 - sd.p50,
+                    sr.p90 - sd.p90,
+                    sr.p99 - sd.p99
+                );
+            }
             println!("\n## maximum calls/s ({conc} concurrent callers, {seconds} s)\n");
             println!("| path | calls/s | errors |");
             println!("|---|---:|---:|");
             println!("| direct | {md:.0} | {ed} |");
             println!("| through warden (policy + audit on) | {mg:.0} | {eg} |");
+            if let Some((mr, er)) = mr {
+                println!("| through a bare relay | {mr:.0} | {er} |");
+            }
         }
         _ => {
             eprintln!(

@@ -129,6 +129,40 @@ async fn concurrent_appends_from_many_tasks_form_one_chain(db: Db) {
     assert_eq!(report.records, 402);
 }
 
+async fn two_writers_interleave_without_forking(db: Db) {
+    // Two gateway replicas on one database: each writer remembers the head it wrote last,
+    // and must notice when the other one appended meanwhile.
+    let (_dir, store) = new_store(db, Durability::Normal).await;
+    let a = store.audit_writer().await.unwrap();
+    let b = store.audit_writer().await.unwrap();
+    let mut seqs = Vec::new();
+    for i in 0..30 {
+        let w = if i % 3 == 0 { &b } else { &a };
+        seqs.push(
+            w.append(&AuditEvent::now("decision").with_detail("i", i))
+                .await
+                .unwrap()
+                .seq,
+        );
+    }
+    // Large batches (more rows than one INSERT statement carries) from both at once.
+    for i in 0..600 {
+        let w = if i % 2 == 0 { &a } else { &b };
+        w.append_nowait(&AuditEvent::now("outcome").with_detail("i", i))
+            .await;
+    }
+    a.flush().await;
+    b.flush().await;
+    let expected: Vec<i64> = (1..=30).collect();
+    assert_eq!(
+        seqs, expected,
+        "appends awaited in turn get consecutive seqs"
+    );
+    let report = store.verify_audit(None).await.unwrap();
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.records, 630, "no record lost, none written twice");
+}
+
 async fn modified_record_is_named(db: Db) {
     let (_d, store) = store_with(db, 10).await;
     exec(
@@ -295,6 +329,7 @@ async fn tokens_store_only_hashes_and_expire_and_revoke(db: Db) {
 
 both!(untouched_chain_verifies_and_links);
 both!(concurrent_appends_from_many_tasks_form_one_chain);
+both!(two_writers_interleave_without_forking);
 both!(modified_record_is_named);
 both!(modified_record_with_recomputed_hash_is_named);
 both!(deleted_record_is_named);
