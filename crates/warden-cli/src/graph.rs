@@ -89,8 +89,9 @@ struct Sources {
     /// AWS IAM export (`aws iam get-account-authorization-details` JSON).
     #[arg(long)]
     iam: Option<PathBuf>,
-    /// Also scan this path (agent code, MCP client configs): its findings are reported and
-    /// its secrets become credential nodes held by the agents whose `code` contains them.
+    /// Also scan this path (agent code, MCP client configs): its findings are reported, its
+    /// secrets become credential nodes held by the agents whose `code` contains them, and the
+    /// MCP servers of client configs become connector nodes those agents use.
     #[arg(long)]
     scan: Option<PathBuf>,
 }
@@ -167,6 +168,7 @@ fn load(src: &Sources, json_errors: bool) -> anyhow::Result<Loaded> {
         .with_context(|| format!("loading the policies of {}", src.dir.display()))?;
     let mut scan_findings = Vec::new();
     let mut creds = Vec::new();
+    let mut servers = Vec::new();
     if let Some(root) = &src.scan {
         let out = warden_scan::scan_path(
             root,
@@ -183,15 +185,41 @@ fn load(src: &Sources, json_errors: bool) -> anyhow::Result<Loaded> {
                     file: l.file.clone(),
                     line: l.line,
                     rule_id: f.rule_id.clone(),
+                    fingerprint: warden_scan::walk::finding_fingerprint(f).map(str::to_string),
                     identity: None,
                 });
             }
         }
+        for s in out.facts.iter().flat_map(|f| &f.services) {
+            servers.push(warden_graph::ScannedServer {
+                file: s.file.clone(),
+                line: s.line,
+                name: s.name.clone(),
+                client: s.client.as_str().to_string(),
+                transport: s.transport.clone(),
+                command: s.command.clone(),
+                args: s.args.clone(),
+                url: s.url.clone(),
+                env: s.env.clone(),
+                headers: s.headers.clone(),
+            });
+        }
         scan_findings = out.findings;
     }
     let gated = engine.approval_gated_tools();
-    let scan = src.scan.as_deref().map(|r| (r, creds.as_slice()));
-    let g = warden_graph::build_all(&inv, &CedarInvoke(engine), src.iam.as_deref(), scan)?;
+    let fingerprint = |rule: &str, value: &str| warden_scan::secrets::fingerprint(rule, value);
+    let scan = src.scan.as_deref().map(|root| warden_graph::ScanInput {
+        root,
+        credentials: &creds,
+        servers: &servers,
+        fingerprint: &fingerprint,
+    });
+    let g = warden_graph::build_all(
+        &inv,
+        &CedarInvoke(engine),
+        src.iam.as_deref(),
+        scan.as_ref(),
+    )?;
     Ok(Loaded::Ok(Box::new(inv), Box::new(g), scan_findings, gated))
 }
 

@@ -587,7 +587,7 @@ pub fn add_inventory(b: &mut GraphBuilder, inv: &Inventory, policy: &dyn InvokeP
 }
 
 /// `${env:NAME}` and `${file:PATH}` references in a configuration value.
-fn secret_refs(v: &str) -> Vec<String> {
+pub(crate) fn secret_refs(v: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = v;
     while let Some(p) = rest.find("${") {
@@ -635,81 +635,26 @@ pub fn build(inv: &Inventory, policy: &dyn InvokePolicy) -> Graph {
     b.finish()
 }
 
-/// A secret the scanner found in a file: becomes a credential node.
-#[derive(Debug, Clone)]
-pub struct ScannedCredential {
-    /// The file, as the scanner reported it (relative to the scanned root).
-    pub file: std::path::PathBuf,
-    pub line: u64,
-    /// The scanner's rule (`scan.secret.aws-access-key`, …).
-    pub rule_id: String,
-    /// The identity it authenticates as, when that is known (inventory identity id).
-    pub identity: Option<String>,
-}
-
-/// Adds scanned secrets: `credential:scan:<file>:<line>` nodes held by the agents whose
-/// `code` directory contains the file (relative to `scan_root`), authenticating as the
-/// identity when known.
-pub fn add_scanned_credentials(
-    b: &mut GraphBuilder,
-    inv: &Inventory,
-    scan_root: &Path,
-    creds: &[ScannedCredential],
-) {
-    let src = b.intern_source(&format!("scan:{}", scan_root.display()));
-    for c in creds {
-        let id = format!("credential:scan:{}:{}", c.file.display(), c.line);
-        let ki = b.node(
-            &id,
-            NodeKind::Credential,
-            &format!("{}:{}", c.file.display(), c.line),
-        );
-        let file = b
-            .sources_mut()
-            .file(&scan_root.join(&c.file).display().to_string());
-        let loc_src = b
-            .sources_mut()
-            .loc(file, u32::try_from(c.line).unwrap_or(u32::MAX), 0);
-        {
-            let n = b.node_mut(ki);
-            n.source = Some(loc_src);
-            n.attrs.props.insert("rule_id".into(), c.rule_id.clone());
-        }
-        let abs = scan_root.join(&c.file);
-        for a in inv.agents.values() {
-            let Some(code) = &a.code else { continue };
-            let dir = inv.root.join(code);
-            if abs.starts_with(&dir) || c.file.starts_with(code) {
-                let ai = b.node(
-                    format!("agent:{}", a.id.value),
-                    NodeKind::Agent,
-                    &a.id.value,
-                );
-                b.edge(ai, ki, EdgeKind::HoldsCredential, src);
-            }
-        }
-        if let Some(ident) = &c.identity {
-            let ii = b.node(format!("identity:{ident}"), NodeKind::Identity, ident);
-            b.edge(ki, ii, EdgeKind::AuthenticatesAs, src);
-        }
-    }
-}
-
-/// Everything: inventory, optional IAM export, scanned credentials.
+/// Everything: inventory, optional IAM export, what the scanner found ([`crate::scan`]).
 pub fn build_all(
     inv: &Inventory,
     policy: &dyn InvokePolicy,
     iam: Option<&Path>,
-    scan: Option<(&Path, &[ScannedCredential])>,
+    scan: Option<&crate::scan::ScanInput<'_>>,
 ) -> Result<Graph, crate::GraphError> {
     let mut b = builder_for(inv);
     add_inventory(&mut b, inv, policy);
-    if let Some(p) = iam {
-        let export = crate::iam::IamExport::load(p)?;
-        crate::iam::add_iam(&mut b, &export, &p.display().to_string());
-    }
-    if let Some((root, creds)) = scan {
-        add_scanned_credentials(&mut b, inv, root, creds);
+    let export = match iam {
+        Some(p) => {
+            let export = crate::iam::IamExport::load(p)?;
+            let nodes = crate::iam::add_iam(&mut b, &export, &p.display().to_string());
+            Some((export, nodes))
+        }
+        None => None,
+    };
+    if let Some(scan) = scan {
+        let iam = export.as_ref().map(|(e, n)| (e, n.as_slice()));
+        crate::scan::add_scan(&mut b, inv, scan, iam);
     }
     Ok(b.finish())
 }

@@ -155,6 +155,9 @@ pub enum EdgeKind {
     UsesModel,
     /// connector → tool it serves
     Provides,
+    /// agent → connector it reaches directly through an MCP client configuration in its code
+    /// (found by the scanner), bypassing the gateway's per-tool policy
+    Uses,
 }
 
 impl EdgeKind {
@@ -179,6 +182,7 @@ impl EdgeKind {
             EdgeKind::GatedBy => "GatedBy",
             EdgeKind::UsesModel => "UsesModel",
             EdgeKind::Provides => "Provides",
+            EdgeKind::Uses => "Uses",
         }
     }
 
@@ -241,6 +245,13 @@ pub struct NodeAttrs {
 
 fn is_false(b: &bool) -> bool {
     !*b
+}
+
+impl Node {
+    /// A `props` entry set to `"true"`.
+    pub fn props_flag(&self, key: &str) -> bool {
+        self.attrs.props.get(key).is_some_and(|v| v == "true")
+    }
 }
 
 impl NodeAttrs {
@@ -335,6 +346,10 @@ impl SourceTable {
         self.locs.push(l);
         (self.locs.len() - 1) as u32
     }
+    /// The file of a location.
+    pub fn file_name(&self, i: u32) -> &str {
+        &self.files[self.locs[i as usize].file as usize]
+    }
     /// `file`, `file:line` or `file:line:column`, as far as they are known.
     pub fn text(&self, i: u32) -> String {
         let l = self.locs[i as usize];
@@ -389,6 +404,17 @@ pub enum Remedy {
         agent: String,
         resource: String,
     },
+    /// Remove an MCP server entry from the client configuration in the agent's code.
+    RemoveMcpServer {
+        agent: String,
+        server: String,
+        config: String,
+    },
+    /// Remove a hardcoded secret from the agent's code (and rotate it).
+    RemoveSecret {
+        agent: String,
+        secret: String,
+    },
 }
 
 impl std::fmt::Display for Remedy {
@@ -411,6 +437,18 @@ impl std::fmt::Display for Remedy {
             Remedy::StopLoading { agent, resource } => {
                 write!(f, "stop agent `{agent}` loading `{resource}`")
             }
+            Remedy::RemoveMcpServer {
+                agent,
+                server,
+                config,
+            } => write!(
+                f,
+                "remove MCP server `{server}` from `{config}` (agent `{agent}`'s client configuration)"
+            ),
+            Remedy::RemoveSecret { agent, secret } => write!(
+                f,
+                "remove the hardcoded secret at `{secret}` from agent `{agent}`'s code and rotate it"
+            ),
         }
     }
 }
@@ -446,6 +484,10 @@ impl Graph {
     /// The file (with line and column) or import that declared a node.
     pub fn node_source(&self, n: u32) -> Option<String> {
         self.nodes[n as usize].source.map(|s| self.sources.text(s))
+    }
+    /// The file of a source table entry (without line and column).
+    pub fn source_file(&self, source: u32) -> &str {
+        self.sources.file_name(source)
     }
     /// A source table entry as text (`file` or `file:line:column`).
     pub fn source_text(&self, source: u32) -> String {
@@ -534,6 +576,19 @@ impl Graph {
                 agent: to.label.clone(),
                 resource: from.label.clone(),
             }),
+            EdgeKind::Uses => Some(Remedy::RemoveMcpServer {
+                agent: from.label.clone(),
+                server: to.label.clone(),
+                config: self.source_file(ed.source).to_string(),
+            }),
+            EdgeKind::HoldsCredential
+                if from.kind == NodeKind::Agent && to.props_flag("scanned") =>
+            {
+                Some(Remedy::RemoveSecret {
+                    agent: from.label.clone(),
+                    secret: to.label.clone(),
+                })
+            }
             _ => None,
         }
     }
@@ -560,6 +615,8 @@ impl Graph {
                     Remedy::RevokeAccess { identity, .. } => self.labelled("identity:", identity),
                     Remedy::StopWriting { agent, .. } => self.labelled("agent:", agent),
                     Remedy::StopLoading { agent, .. } => self.labelled("agent:", agent),
+                    Remedy::RemoveMcpServer { agent, .. } => self.labelled("agent:", agent),
+                    Remedy::RemoveSecret { agent, .. } => self.labelled("agent:", agent),
                     Remedy::GateTool { .. } => Vec::new(),
                 };
                 let mut out: Vec<u32> = anchor

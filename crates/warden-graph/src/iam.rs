@@ -57,6 +57,9 @@ pub struct Principal {
     /// Users: the groups (names) they belong to.
     pub groups: Vec<String>,
     pub attached: Vec<String>,
+    /// Users: access key ids (`AccessKeyMetadata`, when the export carries it). Identifiers,
+    /// not secrets; used only to recognise a scanned key id (by fingerprint).
+    pub access_keys: Vec<String>,
 }
 
 /// A parsed export.
@@ -243,6 +246,7 @@ impl IamExport {
                     trust: Vec::new(),
                     groups: Vec::new(),
                     attached,
+                    access_keys: Vec::new(),
                 });
             }
         }
@@ -263,6 +267,7 @@ impl IamExport {
                         allows.extend(s.iter().cloned());
                     }
                 }
+                let access_keys = key_ids(u.get("AccessKeyMetadata"));
                 principals.push(Principal {
                     arn: arn.into(),
                     name: name.into(),
@@ -271,6 +276,7 @@ impl IamExport {
                     trust: Vec::new(),
                     groups: member,
                     attached,
+                    access_keys,
                 });
             }
         }
@@ -298,11 +304,41 @@ impl IamExport {
                     trust,
                     groups: Vec::new(),
                     attached,
+                    access_keys: Vec::new(),
                 });
+            }
+        }
+        // `aws iam list-access-keys` output merged in at the top level: keys by user name.
+        if let Some(Value::Array(keys)) = v.get("AccessKeyMetadata") {
+            for k in keys {
+                let (Some(user), Some(id)) = (
+                    k.get("UserName").and_then(Value::as_str),
+                    k.get("AccessKeyId").and_then(Value::as_str),
+                ) else {
+                    continue;
+                };
+                if let Some(p) = principals
+                    .iter_mut()
+                    .find(|p| p.kind == PrincipalKind::User && p.name == user)
+                    && !p.access_keys.iter().any(|x| x == id)
+                {
+                    p.access_keys.push(id.to_string());
+                }
             }
         }
         Ok(IamExport { principals })
     }
+}
+
+/// `AccessKeyId`s of an `AccessKeyMetadata` list.
+fn key_ids(v: Option<&Value>) -> Vec<String> {
+    let Some(Value::Array(keys)) = v else {
+        return Vec::new();
+    };
+    keys.iter()
+        .filter_map(|k| k.get("AccessKeyId").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect()
 }
 
 /// Case-insensitive glob with `*` and `?` (IAM action and resource patterns).
@@ -467,7 +503,9 @@ fn compute_launch(p: &Principal, service: &str) -> Option<&'static str> {
 }
 
 /// Adds the export's principals and escalation edges to `b`; `source` names the file.
-pub fn add_iam(b: &mut GraphBuilder, export: &IamExport, source: &str) {
+/// Adds the export's principals and escalation edges; returns each principal's node (in
+/// `export.principals` order).
+pub fn add_iam(b: &mut GraphBuilder, export: &IamExport, source: &str) -> Vec<u32> {
     // Inventory identities by external id.
     let by_arn: HashMap<String, u32> = b
         .nodes()
@@ -584,6 +622,7 @@ pub fn add_iam(b: &mut GraphBuilder, export: &IamExport, source: &str) {
             }
         }
     }
+    idx
 }
 
 #[cfg(test)]

@@ -27,17 +27,19 @@ pub mod generate;
 pub mod graph;
 pub mod iam;
 pub mod rules;
+pub mod scan;
 
 pub use analysis::View;
 pub use build::{
-    EntitlementPolicy, Invocation, InvokePolicy, ScannedCredential, ToolInfo, ToolTable, build,
-    build_all, build_with_iam,
+    EntitlementPolicy, Invocation, InvokePolicy, ToolInfo, ToolTable, build, build_all,
+    build_with_iam,
 };
 pub use error::GraphError;
 pub use graph::{
     Edge, EdgeKind, Graph, GraphBuilder, Node, NodeKind, Remedy, SourceLoc, SourceTable,
 };
 pub use rules::{GraphFinding, Options, Remediation, findings};
+pub use scan::{ScanInput, ScannedCredential, ScannedServer};
 
 /// All graph findings of a graph with default options.
 pub fn analyse(g: &Graph) -> Vec<GraphFinding> {

@@ -15,6 +15,7 @@
 //! | `graph.memory-poisoning` | high | untrusted input → an agent that writes a memory store another agent loads |
 //! | `graph.orphaned-agent-privileged-reach` | critical | an ownerless agent reaches tier-zero resources or admin identities |
 //! | `graph.tier-zero-exposed` | high | a tier-zero node is reachable from untrusted input |
+//! | `graph.undeclared-connector` | high when it holds credentials, else medium | an MCP server in a scanned client config that is not an inventory connector |
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
@@ -261,6 +262,7 @@ pub fn findings(v: &View, opts: &Options) -> Vec<GraphFinding> {
     memory(&mut cx, &agents);
     orphans(&mut cx, &agents);
     tier_zero(&mut cx);
+    undeclared_connectors(&mut cx);
     let mut out = cx.out;
     out.sort_by(|a, b| {
         b.finding
@@ -1013,6 +1015,72 @@ fn tier_zero(cx: &mut Ctx) {
             f,
             r,
             "put an approval gate or a trust boundary between untrusted input and this zone",
+        );
+    }
+}
+
+fn undeclared_connectors(cx: &mut Ctx) {
+    let g = cx.g;
+    for c in 0..g.node_count() as u32 {
+        let n = g.node(c);
+        if n.kind != NodeKind::Connector
+            || n.attrs.props.get("declared").map(String::as_str) != Some("false")
+        {
+            continue;
+        }
+        let creds: Vec<u32> = g
+            .out(c)
+            .iter()
+            .filter(|&&e| g.edge(e).kind == EdgeKind::HoldsCredential)
+            .map(|&e| g.edge(e).to)
+            .collect();
+        let mut users: Vec<u32> = g
+            .inc(c)
+            .iter()
+            .filter(|&&e| g.edge(e).kind == EdgeKind::Uses && cx.v.passable(e))
+            .map(|&e| g.edge(e).from)
+            .collect();
+        users.sort_unstable();
+        users.dedup();
+        let prop = |k: &str| n.attrs.props.get(k).map(String::as_str).unwrap_or("?");
+        let severity = if creds.is_empty() {
+            Severity::Medium
+        } else {
+            Severity::High
+        };
+        let mut f = Finding::new(
+            "graph.undeclared-connector",
+            severity,
+            format!(
+                "MCP server `{}` in `{}` ({}) is not an inventory connector: its calls bypass the gateway's policy, approvals and audit",
+                n.label,
+                prop("config"),
+                prop("client")
+            ),
+        )
+        .at(cx.loc(c))
+        .subject(&n.id)
+        .owasp(&["ASI04", "ASI02"]);
+        for k in ["command", "url", "transport"] {
+            if let Some(v) = n.attrs.props.get(k) {
+                f.evidence.push(format!("{k}: {v}"));
+            }
+        }
+        for &k in &creds {
+            f.evidence.push(format!("holds credential: {}", cx.id(k)));
+        }
+        for &a in &users {
+            f.evidence.push(format!("path: {}", cx.path_to(&[a], c, &all)));
+        }
+        let r = if users.is_empty() {
+            None
+        } else {
+            cx.remediation(&users, &[c], &all)
+        };
+        cx.push(
+            f,
+            r,
+            "declare it as an inventory connector and point the client at the Warden gateway, or remove it from the client configuration",
         );
     }
 }
