@@ -18,6 +18,7 @@
 pub mod approvals;
 pub mod audit;
 pub mod canonical;
+pub mod context;
 pub mod error;
 pub mod pins;
 pub mod redact;

@@ -33,6 +33,7 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
     ),
     (2, crate::approvals::SCHEMA),
     (3, crate::pins::SCHEMA),
+    (4, crate::context::SCHEMA),
 ];
 
 /// Applies every migration newer than the database's version.
