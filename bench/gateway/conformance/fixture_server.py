@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""The resources the MCP conformance suite's resource scenarios read (`test://static-text`,
+`test://static-binary`, `test://template/{id}/data`), served over stdio with the PyPI `mcp`
+SDK so that `run.sh` can check the gateway's resource relay against the suite. Tools and
+prompts of the suite's fixture are not here: behind the gateway their names would be
+`<connector>.<name>`, which the suite cannot be told.
+"""
+
+import base64
+import json
+
+from mcp.server.mcpserver import MCPServer
+
+# A 1x1 transparent PNG.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+)
+
+app = MCPServer("conformance-fixture", version="1.0.0")
+
+
+@app.resource("test://static-text", mime_type="text/plain", description="Static text")
+def static_text() -> str:
+    return "This is the content of the static text resource."
+
+
+@app.resource("test://static-binary", mime_type="image/png", description="Static binary")
+def static_binary() -> bytes:
+    return PNG
+
+
+@app.resource("test://template/{id}/data", mime_type="application/json", description="Template")
+def template(id: str) -> str:
+    return json.dumps({"id": id, "templateTest": True, "data": f"Data for ID: {id}"})
+
+
+@app.tool(description="Unused: the agent needs one tool on a connector to reach its resources")
+def fixture_ping() -> str:
+    return "pong"
+
+
+if __name__ == "__main__":
+    app.run()
