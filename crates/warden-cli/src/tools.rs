@@ -202,7 +202,7 @@ fn list(store: StoreArgs, format: Format, fail_on: Option<Severity>) -> anyhow::
                 }))?
             ),
             Format::Text => {
-                println!("{:<40} {:<12} {:<16} hash", "tool", "status", "approved by");
+                println!("{:<40} {:<24} {:<20} hash", "tool", "status", "approved by");
                 for r in &rows {
                     let status = r["status"].as_str().unwrap_or("");
                     let status = match r["reason"].as_str() {
@@ -214,7 +214,7 @@ fn list(store: StoreArgs, format: Format, fail_on: Option<Severity>) -> anyhow::
                         .or(r["hash"].as_str())
                         .unwrap_or("-");
                     println!(
-                        "{:<40} {:<12} {:<16} {}",
+                        "{:<40} {:<24} {:<20} {}",
                         r["tool"].as_str().unwrap_or(""),
                         status,
                         r["approved_by"].as_str().unwrap_or("-"),
