@@ -576,11 +576,28 @@ impl Graph {
                 agent: to.label.clone(),
                 resource: from.label.clone(),
             }),
-            EdgeKind::Uses => Some(Remedy::RemoveMcpServer {
-                agent: from.label.clone(),
-                server: to.label.clone(),
-                config: self.source_file(ed.source).to_string(),
-            }),
+            EdgeKind::Uses => {
+                let config = self.source_file(ed.source);
+                // A merged inventory connector: the server's name in that config.
+                let server = to
+                    .attrs
+                    .props
+                    .get("client_configs")
+                    .and_then(|list| {
+                        list.split(',').find_map(|entry| {
+                            let (file, name) = entry.rsplit_once(':')?;
+                            std::path::Path::new(config)
+                                .ends_with(file)
+                                .then(|| name.to_string())
+                        })
+                    })
+                    .unwrap_or_else(|| to.label.clone());
+                Some(Remedy::RemoveMcpServer {
+                    agent: from.label.clone(),
+                    server,
+                    config: config.to_string(),
+                })
+            }
             EdgeKind::HoldsCredential
                 if from.kind == NodeKind::Agent && to.props_flag("scanned") =>
             {

@@ -1070,7 +1070,8 @@ fn undeclared_connectors(cx: &mut Ctx) {
             f.evidence.push(format!("holds credential: {}", cx.id(k)));
         }
         for &a in &users {
-            f.evidence.push(format!("path: {}", cx.path_to(&[a], c, &all)));
+            f.evidence
+                .push(format!("path: {}", cx.path_to(&[a], c, &all)));
         }
         let r = if users.is_empty() {
             None

@@ -96,7 +96,11 @@ impl CodeDirs {
             let Some(code) = &a.code else { continue };
             let dir = inv.root.join(code);
             let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
-            let ai = b.node(format!("agent:{}", a.id.value), NodeKind::Agent, &a.id.value);
+            let ai = b.node(
+                format!("agent:{}", a.id.value),
+                NodeKind::Agent,
+                &a.id.value,
+            );
             dirs.push((ai, dir, code.trim_end_matches('/').to_string()));
         }
         CodeDirs { dirs }
@@ -426,7 +430,10 @@ mod tests {
 
     #[test]
     fn client_config_references() {
-        assert_eq!(client_refs("Bearer ${GITHUB_TOKEN}"), vec!["env:GITHUB_TOKEN"]);
+        assert_eq!(
+            client_refs("Bearer ${GITHUB_TOKEN}"),
+            vec!["env:GITHUB_TOKEN"]
+        );
         assert_eq!(client_refs("${env:A} $B"), vec!["env:A", "env:B"]);
         assert_eq!(client_refs("${input:api-key}"), vec!["input:api-key"]);
         assert_eq!(client_refs("${file:secrets/x}"), vec!["file:secrets/x"]);
