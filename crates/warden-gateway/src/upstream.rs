@@ -307,11 +307,18 @@ impl Upstream {
     /// The upstream's tools (all pages), cached until `notifications/tools/list_changed`,
     /// a restart, or the TTL.
     pub async fn tools(&self) -> Result<Arc<Vec<Value>>, GatewayError> {
-        if !self.tools_stale.swap(false, Ordering::AcqRel)
-            && let Some((at, tools)) = self.tools.lock().unwrap().as_ref()
-            && at.elapsed() < self.opts.tools_ttl
         {
-            return Ok(tools.clone());
+            // Stale flag and cache under one lock: once the list is outdated no caller is
+            // served it (tool pins are checked on the new one), and a failed fetch leaves
+            // nothing to fall back on.
+            let mut cache = self.tools.lock().unwrap();
+            if !self.tools_stale.swap(false, Ordering::AcqRel)
+                && let Some((at, tools)) = cache.as_ref()
+                && at.elapsed() < self.opts.tools_ttl
+            {
+                return Ok(tools.clone());
+            }
+            *cache = None;
         }
         let mut all = Vec::new();
         let mut cursor: Option<Value> = None;

@@ -123,3 +123,67 @@ connectors:
     assert!(store.tool_pins(None).await.unwrap().is_empty());
     gw.shutdown().await;
 }
+
+/// An upstream that announces a change and then fails `tools/list` (while `tools/call` still
+/// works) does not get calls through on the old, checked list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_refetch_after_a_change_denies_calls_instead_of_using_the_old_list() {
+    let tmp = tempfile::tempdir().unwrap();
+    let flag = tmp.path().join("flag");
+    let yaml = format!(
+        r#"
+humans: [{{ id: olivia@example.com }}]
+agents:
+  - {{ id: alpha, owner: olivia@example.com, uses: [dict.lookup] }}
+connectors:
+  - id: dict
+    mcp: {{ command: python3, args: ["{server}", rugpull, "{flag}"] }}
+    pin_on_first_sight: true
+    tools:
+      lookup: {{ effects: [read] }}
+"#,
+        server = server(),
+        flag = flag.display()
+    );
+    let mut inv = Inventory::from_manifests([("inventory.yaml", yaml.as_str())]).unwrap();
+    inv.root = tmp.path().to_path_buf();
+    let inv = Arc::new(inv);
+    let store = Store::open(&tmp.path().join("w.db"), Durability::Normal)
+        .await
+        .unwrap();
+    let gw = Gateway::new(
+        inv.clone(),
+        Arc::new(EntitlementDecider::new(inv.clone())),
+        store.audit_writer().await.unwrap(),
+        GatewayOptions::default(),
+    );
+    let who = Principal::direct(&inv, "alpha", None);
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                      "params": {"name": "dict.lookup", "arguments": {"word": "w"}}});
+    let v = gw.handle(&who, None, call.clone(), None).await.unwrap();
+    assert_eq!(v["result"]["isError"], json!(null), "{v}");
+
+    std::fs::write(format!("{}.listfail", flag.display()), "x").unwrap();
+    std::fs::write(&flag, "x").unwrap();
+    // Wait (bounded) until the gateway has seen the notification: a call is denied.
+    let start = Instant::now();
+    let denied = loop {
+        let v = gw.handle(&who, None, call.clone(), None).await.unwrap();
+        if v["result"]["isError"] == true {
+            break v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "still forwarded: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let text = denied["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("cannot verify"), "{text}");
+    // And again: the old list is not used as a fallback.
+    for _ in 0..3 {
+        let v = gw.handle(&who, None, call.clone(), None).await.unwrap();
+        assert_eq!(v["result"]["isError"], true, "{v}");
+    }
+    gw.shutdown().await;
+}
