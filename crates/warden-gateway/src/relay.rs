@@ -56,6 +56,10 @@ const CAPS_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Most URIs remembered before the map is cleared (it refills from the next lists).
 const MAX_URIS: usize = 100_000;
 
+/// Shortest interval between two list refreshes caused by one agent's unknown URIs (an
+/// agent probing URIs must not turn each probe into a list call on every upstream).
+const REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// URI → connector routing, shared by every session (each read checks the reader may use
 /// the connector).
 #[derive(Default)]
@@ -63,9 +67,26 @@ pub struct RelayState {
     uris: Mutex<HashMap<String, Vec<String>>>,
     /// (connector, uriTemplate)
     templates: Mutex<Vec<(String, String)>>,
+    /// When each agent's unknown URI last caused a refresh.
+    refreshed: Mutex<HashMap<String, Instant>>,
 }
 
 impl RelayState {
+    /// Whether `agent` may cause a refresh now (and records that it does).
+    fn may_refresh(&self, agent: &str) -> bool {
+        let mut r = self.refreshed.lock().unwrap();
+        if r.len() >= 10_000 {
+            r.retain(|_, at| at.elapsed() < REFRESH_INTERVAL);
+        }
+        match r.get(agent) {
+            Some(at) if at.elapsed() < REFRESH_INTERVAL => false,
+            _ => {
+                r.insert(agent.to_string(), Instant::now());
+                true
+            }
+        }
+    }
+
     fn remember_uri(&self, uri: &str, connector: &str) {
         let mut m = self.uris.lock().unwrap();
         if m.len() >= MAX_URIS {
@@ -394,11 +415,15 @@ impl Gateway {
         ok(id, json!({ key: items }))
     }
 
-    /// The connector serving `uri` for `agent`, refreshing the lists once when unknown.
+    /// The connector serving `uri` for `agent`, refreshing the lists once when unknown
+    /// (at most every [`REFRESH_INTERVAL`] per agent).
     async fn route_uri(&self, agent: &str, uri: &str) -> Option<String> {
         let visible = self.relay_connectors(agent);
         if let Some(c) = self.relay.route(uri, &visible) {
             return Some(c);
+        }
+        if !self.relay.may_refresh(agent) {
+            return None;
         }
         self.gather(agent, "resources/list", "resources", "resources")
             .await;
@@ -752,6 +777,14 @@ mod tests {
             Some("hidden")
         );
         assert_eq!(s.route("u://2", &vis), None);
+    }
+
+    #[test]
+    fn unknown_uris_refresh_the_lists_at_most_every_interval_per_agent() {
+        let s = RelayState::default();
+        assert!(s.may_refresh("alpha"));
+        assert!(!s.may_refresh("alpha"));
+        assert!(s.may_refresh("beta"));
     }
 
     #[test]
