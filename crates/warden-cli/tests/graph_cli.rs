@@ -429,3 +429,160 @@ fn findings_with_scan_include_scanner_results_and_credential_nodes() {
         "a scanned secret in agent code is held by that agent"
     );
 }
+
+/// `--scan` on acme: the client config at the repository root becomes connector nodes — the
+/// servers matching inventory connectors merge into them, `github` is undeclared and holds
+/// the token written inline.
+#[test]
+fn scan_turns_acme_client_config_servers_into_connectors() {
+    let dir = acme();
+    let d = dir.to_str().unwrap();
+    let out = warden(&["graph", d, "--scan", d, "--format", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let g = json_of(&out);
+    let node = |id: &str| {
+        g["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["id"] == id)
+            .cloned()
+    };
+    let gh = node("connector:scan:.mcp.json:github").expect("undeclared server node");
+    assert_eq!(gh["props"]["declared"], "false");
+    assert_eq!(gh["props"]["client"], "claude-code");
+    let shell = node("connector:shell").unwrap();
+    assert_eq!(shell["props"]["client_configs"], ".mcp.json:shell");
+    assert!(
+        node("connector:scan:.mcp.json:shell").is_none(),
+        "merged, not duplicated"
+    );
+    let edges = g["edges"].as_array().unwrap();
+    assert!(edges.iter().any(|e| {
+        e["from"] == "connector:scan:.mcp.json:github"
+            && e["kind"] == "HoldsCredential"
+            && e["to"]
+                .as_str()
+                .unwrap()
+                .starts_with("credential:scan:.mcp.json:")
+    }));
+
+    let out = warden(&["findings", d, "--scan", d, "--format", "json"]);
+    let doc = json_of(&out);
+    let f = by(
+        &doc,
+        "graph.undeclared-connector",
+        "connector:scan:.mcp.json:github",
+    )
+    .expect("undeclared connector finding");
+    assert_eq!(f["severity"], "high");
+    assert!(by(&doc, "graph.undeclared-connector", "connector:shell").is_none());
+}
+
+fn graph_scan_fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/graph-scan")
+}
+
+/// The token the fixture's `pay` connector reads from the environment; also hardcoded in
+/// the fixture agent's code (fake).
+const PAY_TOKEN: &str = "sk_live_Rv8T2mQxK4nW7pZc3LbY9hFd6GsJ";
+
+fn scan_fixture_findings(pay_token: Option<&str>) -> Value {
+    let dir = graph_scan_fixture();
+    let d = dir.to_str().unwrap();
+    let iam = dir.join("iam.json");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
+    cmd.args(["findings", d, "--iam", iam.to_str().unwrap(), "--scan", d])
+        .args(["--format", "json"])
+        .env_remove("GRAPH_SCAN_PAY_TOKEN");
+    if let Some(t) = pay_token {
+        cmd.env("GRAPH_SCAN_PAY_TOKEN", t);
+    }
+    let out = cmd.output().expect("warden runs");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json_of(&out)
+}
+
+fn chains(doc: &Value) -> Vec<String> {
+    doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule_id"] == "graph.credential-chain-escalation")
+        .map(|f| f["message"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Scanned secrets authenticate as identities by fingerprint: an AWS key id listed in the
+/// IAM export's `AccessKeyMetadata`, and a token equal to the value of an inventory
+/// connector's `${env:…}` reference. Each opens a credential chain the cut closes; the
+/// undeclared server in the agent's client config is used by that agent.
+#[test]
+fn scan_links_agent_code_secrets_and_client_configs_to_identities() {
+    let doc = scan_fixture_findings(Some(PAY_TOKEN));
+    let c = chains(&doc);
+    let aws = c
+        .iter()
+        .find(|m| m.contains("settings.py:4") && m.contains("deploy-bot"))
+        .unwrap_or_else(|| panic!("AWS key chain: {c:?}"));
+    assert!(aws.contains("agent `helper`"));
+    assert!(
+        c.iter()
+            .any(|m| m.contains("settings.py:5") && m.contains("svc-pay")),
+        "payments token chain: {c:?}"
+    );
+    let f = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| {
+            f["rule_id"] == "graph.credential-chain-escalation"
+                && f["message"].as_str().unwrap().contains("settings.py:4")
+        })
+        .unwrap();
+    let r = &f["remediation"];
+    assert_eq!(r["cut_found"], true);
+    assert_eq!(r["paths_after"], 0);
+    assert_eq!(r["cut"][0]["action"], "remove_secret");
+    assert_eq!(r["cut"][0]["secret"], "agents/helper/settings.py:4");
+    let u = by(
+        &doc,
+        "graph.undeclared-connector",
+        "connector:scan:agents/helper/.mcp.json:github",
+    )
+    .expect("undeclared server in the agent's config");
+    let ev: Vec<&str> = u["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert!(
+        ev.contains(&"path: agent:helper -Uses-> connector:scan:agents/helper/.mcp.json:github"),
+        "{ev:?}"
+    );
+    assert_eq!(u["remediation"]["cut"][0]["action"], "remove_mcp_server");
+    assert_eq!(u["remediation"]["cut"][0]["server"], "github");
+
+    // Without the environment value there is nothing to compare the token with: only the
+    // AWS key (and the agent's direct use of the payments server) link to identities.
+    let doc = scan_fixture_findings(None);
+    let c = chains(&doc);
+    assert!(c.iter().any(|m| m.contains("settings.py:4")));
+    assert!(
+        !c.iter().any(|m| m.contains("settings.py:5")),
+        "token not linked without its value: {c:?}"
+    );
+    // A different value in the environment does not link either.
+    let doc = scan_fixture_findings(Some("sk_live_SomethingElseEntirely0123456"));
+    assert!(!chains(&doc).iter().any(|m| m.contains("settings.py:5")));
+}

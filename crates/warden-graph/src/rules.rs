@@ -567,8 +567,12 @@ fn credential_chain(cx: &mut Ctx) {
                 .at(cx.loc(a))
                 .subject(cx.id(a))
                 .owasp(&["ASI03"]);
-                f.evidence
-                    .push(format!("path: {}", cx.path_to(&[a], t, &all)));
+                // The path through this credential (another may reach the identity first).
+                f.evidence.push(format!(
+                    "path: {} -AuthenticatesAs-> {}",
+                    cx.path_to(&[a], c, &all),
+                    cx.id(t)
+                ));
                 let r = cx.remediation(&[a], &[t], &all);
                 cx.push(
                     f,
