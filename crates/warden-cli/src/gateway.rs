@@ -61,7 +61,8 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         let gw = Arc::new(
             Gateway::new(inv.clone(), decider, writer, GatewayOptions::default())
                 .with_approvals(gate)
-                .with_pins(st.clone()),
+                .with_pins(st.clone())
+                .with_handoffs(warden_gateway::handoff::Handoffs::start(st.clone()).await?),
         );
         let who = Principal::direct(&inv, &agent, None);
         let mut ev = gw.event("session", Some(&who), None);

@@ -98,7 +98,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         let gw = Arc::new(
             Gateway::new(inv.clone(), decider, writer, GatewayOptions::default())
                 .with_approvals(gate.clone())
-                .with_pins(store.clone()),
+                .with_pins(store.clone())
+                .with_handoffs(warden_gateway::handoff::Handoffs::start(store.clone()).await?),
         );
         let listener = match tokio::net::TcpListener::bind(args.listen).await {
             Ok(l) => l,

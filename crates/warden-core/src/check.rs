@@ -468,6 +468,19 @@ fn approvals(inv: &Inventory, out: &mut Vec<Finding>) {
 
 fn connectors(inv: &Inventory, out: &mut Vec<Finding>) {
     for c in inv.connectors.values() {
+        if c.id.value == "warden" {
+            // `warden.*` tool names are the gateway's own (warden.handoff, warden.context).
+            out.push(
+                Finding::new(
+                    "check.reserved-connector-id",
+                    Severity::High,
+                    "connector id `warden` is reserved: the gateway answers `warden.*` tools itself, so this connector's tools can never be called".to_string(),
+                )
+                .at(Some(c.loc(&c.id)))
+                .subject(&c.id.value)
+                .fix("rename the connector"),
+            );
+        }
         let Some(mcp) = &c.mcp else { continue };
         if let Some(pkg) = unpinned_package(mcp) {
             out.push(

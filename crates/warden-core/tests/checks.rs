@@ -409,3 +409,15 @@ fn handoff_depth_over_the_organisation_limit() {
     let within = over.replace("max_depth: 3", "max_depth: 2");
     assert!(with_rule(&check(&load(&within)), "check.handoff-depth-over-limit").is_empty());
 }
+
+#[test]
+fn connector_named_warden_is_reserved() {
+    let inv = load(
+        "connectors:\n  - id: warden\n    mcp: { command: python3, args: [w.py] }\n    tools: { handoff: { effects: [read] } }\n",
+    );
+    let f = check(&inv);
+    let hits = with_rule(&f, "check.reserved-connector-id");
+    assert_eq!(hits.len(), 1, "{:?}", rules(&f));
+    assert_eq!(hits[0].severity, Severity::High);
+    assert!(with_rule(&check(&load("")), "check.reserved-connector-id").is_empty());
+}

@@ -22,6 +22,22 @@ pub struct CallRequest<'a> {
     pub time_ms: i64,
 }
 
+/// A handoff `from → to` as the policy sees it (Cedar `Action::"handoff"`).
+#[derive(Debug, Clone)]
+pub struct HandoffCall<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
+    /// Context keys the sender offers (before the allow-list drops any).
+    pub context_keys: &'a [String],
+    /// Agents between the root human and `from` (empty when `from` acts directly).
+    pub delegation: &'a [String],
+    pub root_human: Option<&'a str>,
+    pub session_tainted: bool,
+    pub taint_sources: &'a [String],
+    /// Unix milliseconds.
+    pub time_ms: i64,
+}
+
 /// `allow`, `deny` or `needs_approval`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
@@ -74,6 +90,16 @@ pub trait Decider: Send + Sync {
     fn could_allow(&self, agent: &str, tool: &ToolRef) -> bool;
     /// The decision for one call with its real arguments.
     fn decide(&self, req: &CallRequest<'_>) -> CallDecision;
+    /// The decision for one handoff. Deciders that know nothing of handoffs deny them.
+    fn decide_handoff(&self, req: &HandoffCall<'_>) -> CallDecision {
+        CallDecision::deny(
+            Some("default-deny"),
+            format!(
+                "handoff `{}` → `{}`: this policy stage does not decide handoffs",
+                req.from, req.to
+            ),
+        )
+    }
 }
 
 /// Whether `agent`'s `uses:` entitles it to `tool` (`connector.tool` or `connector.*`).
@@ -113,6 +139,24 @@ impl Decider for EntitlementDecider {
             CallDecision::deny(
                 Some("default-deny"),
                 format!("{} is not entitled to {}", req.agent, req.tool),
+            )
+        }
+    }
+
+    fn decide_handoff(&self, req: &HandoffCall<'_>) -> CallDecision {
+        if self.inv.handoff(req.from, req.to).is_some() {
+            CallDecision {
+                outcome: Outcome::Allow,
+                policies: vec!["inventory.handoff".into()],
+                reasons: vec![format!("{} declares a handoff to {}", req.from, req.to)],
+            }
+        } else {
+            CallDecision::deny(
+                Some("inventory.handoff-undeclared"),
+                format!(
+                    "the inventory declares no handoff from {} to {}",
+                    req.from, req.to
+                ),
             )
         }
     }

@@ -130,6 +130,8 @@ pub struct Gateway {
     pub(crate) pinning: crate::pinning::Pinning,
     /// URI → connector routing of resources ([`relay`]).
     relay: relay::RelayState,
+    /// Handoffs and delegation (issue 9, [`crate::handoff`]); None: `warden.*` tools refuse.
+    handoffs: Option<Arc<crate::handoff::Handoffs>>,
 }
 
 /// The injection detector's settings from the inventory (`settings.injection_threshold`).
@@ -261,6 +263,7 @@ impl Gateway {
             approvals: None,
             pinning,
             relay: relay::RelayState::default(),
+            handoffs: None,
         }
     }
 
@@ -268,6 +271,20 @@ impl Gateway {
     pub fn with_approvals(mut self, gate: Arc<crate::approval::ApprovalGate>) -> Gateway {
         self.approvals = Some(gate);
         self
+    }
+
+    /// Enables handoffs (`warden.handoff`, `warden.context`, delegated sessions).
+    pub fn with_handoffs(mut self, h: Arc<crate::handoff::Handoffs>) -> Gateway {
+        self.handoffs = Some(h);
+        self
+    }
+
+    pub fn handoffs(&self) -> Option<&Arc<crate::handoff::Handoffs>> {
+        self.handoffs.as_ref()
+    }
+
+    pub(crate) fn decider(&self) -> &dyn Decider {
+        self.decider.as_ref()
     }
 
     pub fn inventory(&self) -> &Inventory {
@@ -585,6 +602,7 @@ impl Gateway {
                 }
             }
         }
+        self.handoff_tools(who, &mut tools);
         let mut ev = self.event("list", Some(who), session.map(|s| s.as_ref()));
         ev.method = Some("tools/list".into());
         ev.outcome = Some(
@@ -679,6 +697,15 @@ impl Gateway {
             .get("arguments")
             .cloned()
             .unwrap_or(Value::Object(Map::new()));
+        if name.starts_with("warden.") {
+            return self.warden_tool(who, session, id, &name, &params).await;
+        }
+        // A session (or call) acting under a delegation token: decided for the whole chain.
+        let delegated = self.delegated_principal(who, session, &params, &name);
+        let who = match &delegated {
+            Ok(Some(p)) => p,
+            _ => who,
+        };
         let mut ev = self.event("decision", Some(who), session.map(|s| s.as_ref()));
         ev.request = Some(request_id.clone());
         ev.method = Some("tools/call".into());
@@ -718,6 +745,9 @@ impl Gateway {
                 .await;
         }
         let decision = match (&tr, declared) {
+            _ if let Err(reason) = &delegated => {
+                CallDecision::deny(Some("delegation"), reason.clone())
+            }
             (Some(tr), true) => {
                 let sources = session
                     .map(|s| s.taint_sources.lock().unwrap().clone())

@@ -9,6 +9,8 @@
 //! - [`decide`]: the policy stage's interface ([`Decider`]); [`cedar::CedarDecider`] plugs
 //!   the Cedar engine (warden-policy) into it.
 //! - [`approval`]: the approval hold for `needs_approval` calls (issue 5).
+//! - [`handoff`]: `warden.handoff` / `warden.context` and sessions acting under a delegation
+//!   token (issue 9).
 //! - [`limits`]: per-agent, per-connector and per-tool rate limits and concurrency caps.
 //! - [`stdio`]: the gateway speaking MCP on stdin/stdout (`warden gateway stdio`).
 
@@ -17,6 +19,7 @@ pub mod cedar;
 pub mod decide;
 pub mod error;
 pub mod gateway;
+pub mod handoff;
 pub mod limits;
 pub mod pinning;
 pub mod stdio;

@@ -17,6 +17,9 @@
 //!   with `-32022` naming the served revisions; `server/discover` needs no session.
 //! - `DELETE /mcp` ends a session; `GET /mcp` is 405 (no server-initiated stream).
 //! - `GET /.well-known/oauth-protected-resource[/mcp]` — protected resource metadata.
+//! - `POST /api/handoffs` and `POST /api/handoffs/context` — handoffs for orchestrators that
+//!   do not speak MCP (agent bearer token; same checks and audit as the `warden.handoff` and
+//!   `warden.context` tools, see docs/handoffs.md).
 //! - `GET /healthz`.
 //!
 //! Bodies above [`ServerOptions::max_body`] get 413, malformed JSON 400 (`-32700`), both
@@ -100,6 +103,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/.well-known/oauth-protected-resource/mcp",
             get(resource_metadata),
         )
+        .route("/api/handoffs", post(handoff_post))
+        .route("/api/handoffs/context", post(handoff_context_post))
         .route(
             "/healthz",
             get(|| async { axum::Json(json!({"status": "ok"})) }),
@@ -524,4 +529,84 @@ async fn mcp_get() -> Response {
         [(header::ALLOW, "POST, DELETE")],
     )
         .into_response()
+}
+
+/// A refused handoff as an HTTP answer: 400 for malformed input, 403 otherwise.
+fn refusal_response(r: &warden_gateway::handoff::Refusal) -> Response {
+    let status = if r.policies.iter().any(|p| p == "invalid-params") {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::FORBIDDEN
+    };
+    json_response(
+        status,
+        &json!({"error": "refused", "message": r.message, "policies": r.policies, "reasons": r.reasons}),
+    )
+}
+
+async fn read_json_body(state: &AppState, body: Body) -> Result<Value, Response> {
+    let bytes = axum::body::to_bytes(body, state.opts.max_body)
+        .await
+        .map_err(|_| {
+            json_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &json!({"error": "body too large"}),
+            )
+        })?;
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(v) if v.is_object() => Ok(v),
+        Ok(_) => Err(json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": "expected a JSON object"}),
+        )),
+        Err(e) => Err(json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": format!("invalid JSON: {e}")}),
+        )),
+    }
+}
+
+/// `POST /api/handoffs` `{to, task, context, ttl_seconds, delegation}` as the bearer's agent.
+async fn handoff_post(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let who = match authenticate(&state, &headers).await {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    let args = match read_json_body(&state, body).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let parent = args
+        .get("delegation")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    match state.gateway.handoff(&who, None, &args, parent).await {
+        Ok(v) => json_response(StatusCode::OK, &v),
+        Err(r) => refusal_response(&r),
+    }
+}
+
+/// `POST /api/handoffs/context` `{task_id, token}`: the receiver reads the task's context
+/// (no session to bind: later MCP calls carry the token in `_meta`).
+async fn handoff_context_post(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let who = match authenticate(&state, &headers).await {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    let args = match read_json_body(&state, body).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    match state.gateway.read_context(&who, None, &args).await {
+        Ok(v) => json_response(StatusCode::OK, &v),
+        Err(r) => refusal_response(&r),
+    }
 }
