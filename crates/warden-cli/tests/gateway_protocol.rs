@@ -483,3 +483,63 @@ fn sampling_and_elicitation_requests_of_an_upstream_reach_the_calling_agent() {
         "{relayed:?}"
     );
 }
+
+#[test]
+fn over_gateway_stdio_resources_and_sampling_are_relayed_too() {
+    require_deps();
+    let tmp = tempfile::tempdir().unwrap();
+    write_org(tmp.path());
+    let db = tmp.path().join("stdio.db");
+    let steps = json!([
+        {"op": "read", "uri": "demo://resource/dynamic/text/3"},
+        {"op": "read", "uri": "vault://payroll/2026"},
+        {"op": "call", "name": "everything.trigger-sampling-request", "args": {"prompt": "over stdio", "maxTokens": 10}},
+    ]);
+    let out = Command::new(python())
+        .args([
+            fixture("protocol_client.py"),
+            "stdio".into(),
+            steps.to_string(),
+            "--".into(),
+            WARDEN.into(),
+            "gateway".into(),
+            "stdio".into(),
+            "--agent".into(),
+            "alpha".into(),
+            tmp.path().display().to_string(),
+            "--db".into(),
+            db.display().to_string(),
+        ])
+        .env("PATH", path_env())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    let s = v["steps"].as_array().unwrap();
+    assert_eq!(v["protocol"], "2025-11-25", "{v}");
+    assert!(texts(&s[0]["result"]).contains("Resource 3"), "{v}");
+    assert_eq!(s[1]["code"], -32002, "{v}");
+    assert!(
+        v["server_requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["method"] == "sampling/createMessage"
+                && r["params"].to_string().contains("over stdio")),
+        "{v}"
+    );
+    assert!(texts(&s[2]["result"]).contains("sampled-by-agent"), "{v}");
+    let audit = audit_export(tmp.path(), &db);
+    assert!(
+        events(&audit, "server_request")
+            .iter()
+            .any(|e| e["outcome"] == "answered"),
+        "{audit:?}"
+    );
+}
