@@ -543,3 +543,72 @@ fn over_gateway_stdio_resources_and_sampling_are_relayed_too() {
         "{audit:?}"
     );
 }
+
+#[test]
+fn a_streamable_http_upstreams_sampling_request_and_log_message_reach_the_calling_agent() {
+    require_deps();
+    let port = free_port();
+    let child = Command::new(python())
+        .args([fixture("vault_mcp.py"), "--http".into(), port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _upstream = Proc(child);
+    wait_for_port(port, std::time::Duration::from_secs(30));
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("inventory.yaml"),
+        format!(
+            r#"
+humans: [{{ id: olivia@example.com }}]
+agents:
+  - {{ id: carol, owner: olivia@example.com, uses: [remote.ask_model, remote.shout] }}
+connectors:
+  - id: remote
+    mcp: {{ url: "http://127.0.0.1:{port}/mcp" }}
+    pin_on_first_sight: true
+    tools:
+      ask_model: {{ effects: [read] }}
+      shout: {{ effects: [read] }}
+"#
+        ),
+    )
+    .unwrap();
+    let w = Warden::start(tmp.path(), &[]);
+    let steps = json!([
+        {"op": "call", "name": "remote.ask_model", "args": {}},
+        {"op": "call", "name": "remote.shout", "args": {}},
+    ]);
+    let out = protocol_client(&w.url(), &w.token("carol"), &steps);
+    let s = out["steps"].as_array().unwrap();
+    assert!(
+        texts(&s[0]["result"]).contains("model said: sampled-by-agent"),
+        "{out}"
+    );
+    assert!(
+        out["server_requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["method"] == "sampling/createMessage"
+                && r["params"].to_string().contains("Name this vault")),
+        "{out}"
+    );
+    assert!(texts(&s[1]["result"]).contains("shouted"), "{out}");
+    assert!(
+        out["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.to_string().contains("vault log line")),
+        "{out}"
+    );
+    let audit = w.audit();
+    assert!(
+        events(&audit, "server_request")
+            .iter()
+            .any(|e| e["detail"]["connector"] == "remote" && e["outcome"] == "answered"),
+        "{audit:?}"
+    );
+}
