@@ -24,7 +24,7 @@ humans:
   - {{ id: olivia@example.com }}
 agents:
   - {{ id: alpha, owner: olivia@example.com, uses: [everything.echo, everything.trigger-sampling-request, everything.trigger-elicitation-request] }}
-  - {{ id: bob, owner: olivia@example.com, uses: [vault.whoami] }}
+  - {{ id: bob, owner: olivia@example.com, uses: [vault.whoami, vault.ask_roots] }}
 connectors:
   - id: everything
     mcp: {{ command: node, args: ["{everything}", "stdio"] }}
@@ -39,6 +39,7 @@ connectors:
     pin_on_first_sight: true
     tools:
       whoami: {{ effects: [read] }}
+      ask_roots: {{ effects: [read] }}
 "#
     );
     std::fs::write(dir.join("inventory.yaml"), yaml).unwrap();
@@ -267,6 +268,11 @@ fn resources_are_routed_per_agent_and_their_contents_inspected() {
     );
     assert!(!blocked.to_string().contains("attacker@evil"), "{blocked}");
 
+    // roots/list from an upstream is refused (an upstream is shared by every agent), and
+    // the refusal is audited.
+    let roots = bob.call("vault.ask_roots", json!({}));
+    assert!(texts(&roots["result"]).contains("roots refused"), "{roots}");
+
     // A cursor the gateway never issued is invalid params.
     let bad = bob.request("resources/list", json!({"cursor": "not-ours"}));
     assert_eq!(bad["error"]["code"], -32602, "{bad}");
@@ -288,6 +294,14 @@ fn resources_are_routed_per_agent_and_their_contents_inspected() {
                 && e["agent"] == "alpha"
                 && e["decision"] == "deny"),
         "{reads:?}"
+    );
+    assert!(
+        events(&audit, "server_request")
+            .iter()
+            .any(|e| e["method"] == "roots/list"
+                && e["outcome"] == "refused"
+                && e["detail"]["connector"] == "vault"),
+        "{audit:?}"
     );
 }
 

@@ -210,6 +210,9 @@ impl Gateway {
         audit: AuditWriter,
         opts: GatewayOptions,
     ) -> Gateway {
+        let mut opts = opts;
+        // Upstreams record the server requests they refuse.
+        opts.upstream.audit = Some(audit.clone());
         let mut upstreams = BTreeMap::new();
         for (id, c) in &inv.connectors {
             let up = match &c.mcp {

@@ -57,7 +57,38 @@ pub fn deliver_response(msg: &Value) -> Option<(String, String)> {
 
 /// The reply to send upstream for a server → client request `msg`: relayed to the agent
 /// through `sink` when it is one of [`RELAYED_SERVER_REQUESTS`] and a call owns it.
-async fn answer_server_request(connector: &str, msg: &Value, sink: Option<NotifySink>) -> Value {
+async fn answer_server_request(
+    connector: &str,
+    msg: &Value,
+    sink: Option<NotifySink>,
+    audit: Option<&warden_store::AuditWriter>,
+) -> Value {
+    let reply = relay_server_request(connector, msg, sink).await;
+    let method = msg.get("method").and_then(Value::as_str).unwrap_or("");
+    if let (Some(audit), Some(err)) = (audit, reply.get("error"))
+        && method != "ping"
+    {
+        let mut ev = warden_store::AuditEvent::now("server_request");
+        ev.method = Some(method.to_string());
+        ev.outcome = Some(
+            if err.get("code").and_then(Value::as_i64) == Some(-32601) {
+                "refused"
+            } else {
+                "unanswered"
+            }
+            .into(),
+        );
+        ev.detail
+            .insert("connector".into(), Value::String(connector.to_string()));
+        if let Some(m) = err.get("message") {
+            ev.reasons = vec![m.as_str().unwrap_or("").to_string()];
+        }
+        audit.append_nowait(&ev).await;
+    }
+    reply
+}
+
+async fn relay_server_request(connector: &str, msg: &Value, sink: Option<NotifySink>) -> Value {
     let id = msg.get("id").cloned().unwrap_or(Value::Null);
     let method = msg.get("method").and_then(Value::as_str).unwrap_or("");
     let refuse = |why: String| json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": why}});
@@ -187,6 +218,9 @@ pub struct UpstreamOptions {
     /// Longest a cached `tools/list` is trusted.
     pub tools_ttl: Duration,
     pub max_backoff: Duration,
+    /// Where server → client requests the gateway refuses or that go unanswered are
+    /// recorded (kind `server_request`); answered ones are recorded by the gateway.
+    pub audit: Option<warden_store::AuditWriter>,
 }
 
 impl Default for UpstreamOptions {
@@ -195,6 +229,7 @@ impl Default for UpstreamOptions {
             init_timeout: Duration::from_secs(60),
             tools_ttl: Duration::from_secs(300),
             max_backoff: Duration::from_secs(30),
+            audit: None,
         }
     }
 }
@@ -232,6 +267,7 @@ impl Upstream {
                 tools_stale: stale.clone(),
                 init_timeout: opts.init_timeout,
                 max_backoff: opts.max_backoff,
+                audit: opts.audit.clone(),
             }),
             tools: Mutex::new(None),
             tools_stale: stale,
@@ -249,6 +285,7 @@ impl Upstream {
                 spec,
                 opts.init_timeout,
                 stale.clone(),
+                opts.audit.clone(),
             )),
             tools: Mutex::new(None),
             tools_stale: stale,
@@ -419,6 +456,7 @@ struct StdioState {
 }
 
 struct StdioUpstream {
+    audit: Option<warden_store::AuditWriter>,
     connector: String,
     spec: StdioSpec,
     state: tokio::sync::Mutex<StdioState>,
@@ -646,6 +684,7 @@ impl StdioUpstream {
             let conn2 = conn.clone();
             let connector = self.connector.clone();
             let stale = self.tools_stale.clone();
+            let audit = self.audit.clone();
             tokio::spawn(async move {
                 let mut reader = BufReader::new(stdout);
                 let mut buf = Vec::new();
@@ -681,8 +720,10 @@ impl StdioUpstream {
                         let sink = conn2.sole_relay();
                         let conn3 = conn2.clone();
                         let connector = connector.clone();
+                        let audit = audit.clone();
                         tokio::spawn(async move {
-                            let reply = answer_server_request(&connector, &msg, sink).await;
+                            let reply =
+                                answer_server_request(&connector, &msg, sink, audit.as_ref()).await;
                             let _ = conn3.send(&reply).await;
                         });
                     } else {
@@ -781,6 +822,7 @@ struct HttpUpstream {
     session: tokio::sync::Mutex<Option<Arc<HttpSession>>>,
     next_id: AtomicU64,
     stale_for_tools: Arc<AtomicBool>,
+    audit: Option<warden_store::AuditWriter>,
 }
 
 /// Installs ring as rustls' process-wide provider (idempotent).
@@ -794,6 +836,7 @@ impl HttpUpstream {
         spec: HttpSpec,
         connect_timeout: Duration,
         stale: Arc<AtomicBool>,
+        audit: Option<warden_store::AuditWriter>,
     ) -> HttpUpstream {
         install_crypto_provider();
         let client = reqwest::Client::builder()
@@ -809,6 +852,7 @@ impl HttpUpstream {
             session: tokio::sync::Mutex::new(None),
             next_id: AtomicU64::new(1),
             stale_for_tools: stale,
+            audit,
         }
     }
 
@@ -956,7 +1000,13 @@ impl HttpUpstream {
                 }
                 if msg.get("method").is_some() && msg.get("id").is_some() {
                     // A server request on this call's stream: it belongs to this call.
-                    let reply = answer_server_request(&self.connector, &msg, relay.cloned()).await;
+                    let reply = answer_server_request(
+                        &self.connector,
+                        &msg,
+                        relay.cloned(),
+                        self.audit.as_ref(),
+                    )
+                    .await;
                     let sess = self.session.lock().await.clone();
                     if let Ok(rb) = self.build(&reply, sess.as_deref()) {
                         let _ = rb.send().await;
