@@ -707,7 +707,8 @@ impl Gateway {
         let delegated = self.delegated_principal(who, session, &params, &name);
         let who = match &delegated {
             Ok(Some(p)) => p,
-            _ => who,
+            Err(r) => r.principal.as_ref().unwrap_or(who),
+            Ok(None) => who,
         };
         let mut ev = self.event("decision", Some(who), session.map(|s| s.as_ref()));
         ev.request = Some(request_id.clone());
@@ -748,8 +749,8 @@ impl Gateway {
                 .await;
         }
         let decision = match (&tr, declared) {
-            _ if let Err(reason) = &delegated => {
-                CallDecision::deny(Some("delegation"), reason.clone())
+            _ if let Err(r) = &delegated => {
+                CallDecision::deny(Some("delegation"), r.reason.clone())
             }
             (Some(tr), true) => {
                 let sources = session

@@ -36,7 +36,8 @@ pub const HANDOFF_TOOL: &str = "warden.handoff";
 pub const CONTEXT_TOOL: &str = "warden.context";
 /// `params._meta` key carrying a delegation token on one call.
 pub const DELEGATION_META: &str = "warden.dev/delegation";
-/// Chain depth limit when the first handoff of a chain declares no `max_depth`.
+/// Chain depth limit when neither the handoff (`max_depth`) nor
+/// `settings.max_delegation_depth` names one.
 pub const DEFAULT_MAX_DEPTH: u32 = 3;
 /// How often the gateway purges expired context.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(30);
@@ -56,6 +57,13 @@ pub struct Handoffs {
     store: Store,
     keys: DelegationKeys,
     bindings: Mutex<HashMap<String, Binding>>,
+}
+
+/// Why a delegated `tools/call` is refused, and (when the token itself is sound) for whom.
+#[derive(Debug, Clone)]
+pub struct DelegationRefusal {
+    pub reason: String,
+    pub principal: Option<Principal>,
 }
 
 /// Why a handoff or a context read was refused (already audited).
@@ -179,15 +187,15 @@ fn token_from_meta(params: &Value) -> Option<String> {
 
 impl Gateway {
     /// The delegation a `tools/call` acts under: `Ok(None)` for a direct call, the verified
-    /// chain's principal, or `Err(reason)` when a token is present but does not allow this
-    /// call now (expired, tampered, wrong holder, too deep, tool outside the intersection).
+    /// chain's principal, or an error when a token is present but does not allow this call
+    /// now (expired, tampered, wrong holder, too deep, tool outside the intersection).
     pub fn delegated_principal(
         &self,
         who: &Principal,
         session: Option<&Arc<Session>>,
         params: &Value,
         tool: &str,
-    ) -> Result<Option<Principal>, String> {
+    ) -> Result<Option<Principal>, DelegationRefusal> {
         let Some(h) = self.handoffs() else {
             return Ok(None);
         };
@@ -201,15 +209,24 @@ impl Gateway {
             })
         });
         let Some(token) = token else { return Ok(None) };
-        delegation::verify(
-            &token,
-            &h.keys.public_key(),
-            &who.agent,
-            tool,
-            SystemTime::now(),
-        )
-        .map(|claims| Some(acting(who, &claims)))
-        .map_err(|e| format!("delegation: {e}"))
+        let pk = h.keys.public_key();
+        match delegation::verify(&token, &pk, &who.agent, tool, SystemTime::now()) {
+            Ok(claims) => Ok(Some(acting(who, &claims))),
+            Err(e) => Err(DelegationRefusal {
+                reason: format!("delegation: {e}"),
+                // A sound token that merely does not cover this tool still names the chain
+                // the refused call was made for (warden.context is in every hop's set).
+                principal: delegation::verify(
+                    &token,
+                    &pk,
+                    &who.agent,
+                    CONTEXT_TOOL,
+                    SystemTime::now(),
+                )
+                .ok()
+                .map(|c| acting(who, &c)),
+            }),
+        }
     }
 
     /// Adds `warden.handoff` (agents that declare handoffs) and `warden.context` (agents
@@ -499,11 +516,20 @@ impl Gateway {
         let expires_at = UNIX_EPOCH + Duration::from_secs(expires_s as u64);
         // Depth: the chain grows by one; the authority's limit and this hop's both hold.
         let depth = parent_claims.as_ref().map_or(0, |c| c.depth) + 1;
-        let limit = match (&parent_claims, plan.max_depth) {
-            (Some(c), Some(m)) => c.max_depth.min(m),
-            (Some(c), None) => c.max_depth,
-            (None, m) => m.unwrap_or(DEFAULT_MAX_DEPTH),
-        };
+        let settings_limit = self
+            .inventory()
+            .settings
+            .max_delegation_depth
+            .unwrap_or(DEFAULT_MAX_DEPTH);
+        let limit = [
+            parent_claims.as_ref().map(|c| c.max_depth),
+            plan.max_depth,
+            Some(settings_limit),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(DEFAULT_MAX_DEPTH);
         if depth > limit {
             return Err(Refusal::new(
                 "delegation-depth",
@@ -679,17 +705,6 @@ impl Gateway {
         let task_id = field("task_id")?;
         let token = field("token")?;
         ev.detail.insert("task".into(), json!(task_id));
-        let claims = delegation::verify(
-            &token,
-            &h.keys.public_key(),
-            &who.agent,
-            CONTEXT_TOOL,
-            SystemTime::now(),
-        )
-        .map_err(|e| Refusal::new("delegation", format!("delegation: {e}")))?;
-        let acting_as = acting(who, &claims);
-        ev.delegation = acting_as.delegation.clone();
-        ev.root_human = acting_as.root_human.clone();
         let now = now_ms();
         let (task, entries) = h
             .store
@@ -702,6 +717,17 @@ impl Gateway {
                     format!("no live task `{task_id}`: it expired (its context was purged) or never existed"),
                 )
             })?;
+        let claims = delegation::verify(
+            &token,
+            &h.keys.public_key(),
+            &who.agent,
+            CONTEXT_TOOL,
+            SystemTime::now(),
+        )
+        .map_err(|e| Refusal::new("delegation", format!("delegation: {e}")))?;
+        let acting_as = acting(who, &claims);
+        ev.delegation = acting_as.delegation.clone();
+        ev.root_human = acting_as.root_human.clone();
         if task.to_agent != who.agent {
             return Err(Refusal::new(
                 "handoff-task",
