@@ -253,6 +253,7 @@ async fn main() {
             if let Some(f) = arg(&args, "--port-file") {
                 std::fs::write(f, port.to_string()).unwrap();
             }
+            warden_gateway::upstream::install_crypto_provider();
             let client = reqwest::Client::builder()
                 .pool_max_idle_per_host(64)
                 .tcp_nodelay(true)
