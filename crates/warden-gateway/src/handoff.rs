@@ -803,3 +803,83 @@ impl Gateway {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+    use warden_store::Durability;
+
+    #[tokio::test]
+    async fn the_sweeper_purges_expired_context_without_a_read_and_audits_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = Store::open(&dir.path().join("w.db"), Durability::Normal)
+            .await
+            .unwrap();
+        let h = Handoffs::open(st.clone()).await.unwrap();
+        // A second start (a restart, another replica) signs with the same key.
+        assert_eq!(
+            Handoffs::open(st.clone()).await.unwrap().public_key_hex(),
+            h.public_key_hex()
+        );
+        let now = now_ms();
+        let task = |id: &str, expires_ms: i64| HandoffTask {
+            id: id.into(),
+            from_agent: "a".into(),
+            to_agent: "b".into(),
+            root_human: Some("alice".into()),
+            chain: vec!["a".into(), "b".into()],
+            instructions: None,
+            created_ms: now - 10_000,
+            expires_ms,
+            token_id: "dt".into(),
+            token_hash: "00".into(),
+            state: "open".into(),
+        };
+        let entry = StoredEntry {
+            key: "ticket_id".into(),
+            value: json!("T-1"),
+            written_by: "a".into(),
+            tainted: false,
+            taint_sources: Vec::new(),
+            created_ms: now - 10_000,
+            expires_ms: now - 1,
+        };
+        st.insert_handoff(&task("old", now - 1), std::slice::from_ref(&entry))
+            .await
+            .unwrap();
+        st.insert_handoff(&task("live", now + 600_000), &[])
+            .await
+            .unwrap();
+        h.spawn_sweeper(Duration::from_millis(20));
+        let start = Instant::now();
+        loop {
+            // Read as of a moment before anything expired, so the read purges nothing itself.
+            let gone = st
+                .handoff_task("old", now - 60_000)
+                .await
+                .unwrap()
+                .is_none();
+            if gone {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the sweeper did not purge"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(st.handoff_task("live", now).await.unwrap().is_some());
+        let purges: Vec<Value> = st
+            .audit_tail(10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.event)
+            .filter(|e| e["kind"] == "context_purge")
+            .collect();
+        assert_eq!(purges.len(), 1, "{purges:?}");
+        assert_eq!(purges[0]["detail"]["tasks"], json!(["old"]));
+        assert_eq!(purges[0]["detail"]["entries"], json!(["old/ticket_id"]));
+    }
+}
