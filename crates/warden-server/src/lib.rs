@@ -444,22 +444,26 @@ async fn mcp_post(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
     let mut resp = if may_stream {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
         let gw2 = gw.clone();
-        tokio::spawn(async move {
-            if let Some(r) = gw2
-                .handle(&who, session.as_ref(), msg, Some(tx.clone()))
-                .await
-            {
-                let _ = tx.send(r);
-            }
-        });
+        let sink = tx.clone();
+        let mut call =
+            Box::pin(async move { gw2.handle(&who, session.as_ref(), msg, Some(sink)).await });
         let mut first = None;
         let mut plain = None;
         if !has_progress {
-            match rx.recv().await {
-                Some(m) if m.get("method").is_none() => plain = Some(m),
-                Some(m) => first = Some(m),
-                None => plain = Some(Value::Null),
+            // Plain JSON unless the call sends something before its answer (no task spawned
+            // on this common path).
+            tokio::select! {
+                biased;
+                m = rx.recv() => first = m,
+                r = &mut call => plain = Some(r.unwrap_or(Value::Null)),
             }
+        }
+        if plain.is_none() {
+            tokio::spawn(async move {
+                if let Some(r) = call.await {
+                    let _ = tx.send(r);
+                }
+            });
         }
         match plain {
             Some(r) => json_response(StatusCode::OK, &r),
