@@ -24,7 +24,7 @@ humans:
   - {{ id: olivia@example.com }}
 agents:
   - {{ id: alpha, owner: olivia@example.com, uses: [everything.echo, everything.trigger-sampling-request, everything.trigger-elicitation-request] }}
-  - {{ id: bob, owner: olivia@example.com, uses: [vault.whoami, vault.ask_roots] }}
+  - {{ id: bob, owner: olivia@example.com, uses: [vault.whoami, vault.ask_roots, vault.ask_injected] }}
 connectors:
   - id: everything
     mcp: {{ command: node, args: ["{everything}", "stdio"] }}
@@ -40,6 +40,7 @@ connectors:
     tools:
       whoami: {{ effects: [read] }}
       ask_roots: {{ effects: [read] }}
+      ask_injected: {{ effects: [read] }}
 "#
     );
     std::fs::write(dir.join("inventory.yaml"), yaml).unwrap();
@@ -273,6 +274,23 @@ fn resources_are_routed_per_agent_and_their_contents_inspected() {
     let roots = bob.call("vault.ask_roots", json!({}));
     assert!(texts(&roots["result"]).contains("roots refused"), "{roots}");
 
+    // A sampling request carrying a prompt injection from a `block` connector never
+    // reaches the agent (bob's client accepts SSE, so it could have).
+    let r = bob.post(
+        &json!({"jsonrpc": "2.0", "id": 99, "method": "tools/call",
+            "params": {"name": "vault.ask_injected", "arguments": {}}}),
+        true,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        !r.body.contains(r#""method":"sampling/createMessage""#),
+        "relayed: {}",
+        r.body
+    );
+    assert_eq!(r.header("content-type"), Some("application/json"), "{r:?}");
+    let v = r.json();
+    assert!(texts(&v["result"]).contains("sampling refused"), "{v}");
+
     // A cursor the gateway never issued is invalid params.
     let bad = bob.request("resources/list", json!({"cursor": "not-ours"}));
     assert_eq!(bad["error"]["code"], -32602, "{bad}");
@@ -300,6 +318,14 @@ fn resources_are_routed_per_agent_and_their_contents_inspected() {
             .iter()
             .any(|e| e["method"] == "roots/list"
                 && e["outcome"] == "refused"
+                && e["detail"]["connector"] == "vault"),
+        "{audit:?}"
+    );
+    assert!(
+        events(&audit, "server_request")
+            .iter()
+            .any(|e| e["method"] == "sampling/createMessage"
+                && e["outcome"] == "blocked_injection"
                 && e["detail"]["connector"] == "vault"),
         "{audit:?}"
     );

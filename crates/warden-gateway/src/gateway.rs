@@ -211,8 +211,9 @@ impl Gateway {
         opts: GatewayOptions,
     ) -> Gateway {
         let mut opts = opts;
-        // Upstreams record the server requests they refuse.
+        // Upstreams record the server requests they refuse, and check those they relay.
         opts.upstream.audit = Some(audit.clone());
+        opts.upstream.server_request_guard = Some(relay::server_request_guard(&inv));
         let mut upstreams = BTreeMap::new();
         for (id, c) in &inv.connectors {
             let up = match &c.mcp {

@@ -180,6 +180,42 @@ pub fn unsupported_stateless(msg: &Value) -> Option<Value> {
     ))
 }
 
+/// The check the upstreams run on sampling and elicitation requests before relaying them:
+/// their text goes to the agent's model, so a connector with `on_injection: block` cannot
+/// send one that the injection detector calls an injection. (Flag and taint have no
+/// session to act on here: an upstream does not know whose call it is serving.)
+pub(crate) fn server_request_guard(inv: &Inventory) -> crate::upstream::ServerRequestGuard {
+    let blocking: Vec<String> = inv
+        .connectors
+        .iter()
+        .filter(|(_, c)| c.on_injection == Some(warden_core::model::InjectionAction::Block))
+        .map(|(id, _)| id.clone())
+        .collect();
+    let detector = warden_detect::InjectionDetector::new(injection_config(inv));
+    crate::upstream::ServerRequestGuard(Arc::new(move |connector: &str, msg: &Value| {
+        if !blocking.iter().any(|c| c == connector) {
+            return None;
+        }
+        let parts: Vec<String> =
+            warden_detect::content::text_parts(msg.get("params").unwrap_or(&Value::Null))
+                .into_iter()
+                .map(|p| p.text)
+                .collect();
+        let (report, _) = detector.inspect_parts(&parts);
+        (report.verdict == warden_detect::Verdict::Injection).then(|| {
+            format!(
+                "it looks like a prompt injection (score {:.2}, {})",
+                report.score,
+                report
+                    .evidence
+                    .first()
+                    .map(|e| e.message.as_str())
+                    .unwrap_or("detector")
+            )
+        })
+    }))
+}
+
 impl Gateway {
     /// Connectors the agent may reach resources, prompts and completions of.
     fn relay_connectors(&self, agent: &str) -> Vec<String> {

@@ -62,16 +62,28 @@ async fn answer_server_request(
     msg: &Value,
     sink: Option<NotifySink>,
     audit: Option<&warden_store::AuditWriter>,
+    guard: Option<&ServerRequestGuard>,
 ) -> Value {
-    let reply = relay_server_request(connector, msg, sink).await;
     let method = msg.get("method").and_then(Value::as_str).unwrap_or("");
+    let blocked = if RELAYED_SERVER_REQUESTS.contains(&method) {
+        guard.and_then(|g| (g.0)(connector, msg))
+    } else {
+        None
+    };
+    let reply = match &blocked {
+        Some(why) => json!({"jsonrpc": "2.0", "id": msg.get("id").cloned().unwrap_or(Value::Null),
+            "error": {"code": -32603, "message": format!("Warden blocked {method}: {why}")}}),
+        None => relay_server_request(connector, msg, sink).await,
+    };
     if let (Some(audit), Some(err)) = (audit, reply.get("error"))
         && method != "ping"
     {
         let mut ev = warden_store::AuditEvent::now("server_request");
         ev.method = Some(method.to_string());
         ev.outcome = Some(
-            if err.get("code").and_then(Value::as_i64) == Some(-32601) {
+            if blocked.is_some() {
+                "blocked_injection"
+            } else if err.get("code").and_then(Value::as_i64) == Some(-32601) {
                 "refused"
             } else {
                 "unanswered"
@@ -221,6 +233,23 @@ pub struct UpstreamOptions {
     /// Where server → client requests the gateway refuses or that go unanswered are
     /// recorded (kind `server_request`); answered ones are recorded by the gateway.
     pub audit: Option<warden_store::AuditWriter>,
+    /// Checks a server → client request before it is relayed to the agent.
+    pub server_request_guard: Option<ServerRequestGuard>,
+}
+
+/// Checks a server → client request (connector, message) before it reaches the agent:
+/// `Some(reason)` refuses it (the gateway uses it to block prompt injections in sampling
+/// and elicitation requests of `on_injection: block` connectors).
+#[derive(Clone)]
+pub struct ServerRequestGuard(pub Arc<ServerRequestCheck>);
+
+/// The function inside a [`ServerRequestGuard`].
+pub type ServerRequestCheck = dyn Fn(&str, &Value) -> Option<String> + Send + Sync;
+
+impl std::fmt::Debug for ServerRequestGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerRequestGuard")
+    }
 }
 
 impl Default for UpstreamOptions {
@@ -230,6 +259,7 @@ impl Default for UpstreamOptions {
             tools_ttl: Duration::from_secs(300),
             max_backoff: Duration::from_secs(30),
             audit: None,
+            server_request_guard: None,
         }
     }
 }
@@ -268,6 +298,7 @@ impl Upstream {
                 init_timeout: opts.init_timeout,
                 max_backoff: opts.max_backoff,
                 audit: opts.audit.clone(),
+                guard: opts.server_request_guard.clone(),
             }),
             tools: Mutex::new(None),
             tools_stale: stale,
@@ -286,6 +317,7 @@ impl Upstream {
                 opts.init_timeout,
                 stale.clone(),
                 opts.audit.clone(),
+                opts.server_request_guard.clone(),
             )),
             tools: Mutex::new(None),
             tools_stale: stale,
@@ -457,6 +489,7 @@ struct StdioState {
 
 struct StdioUpstream {
     audit: Option<warden_store::AuditWriter>,
+    guard: Option<ServerRequestGuard>,
     connector: String,
     spec: StdioSpec,
     state: tokio::sync::Mutex<StdioState>,
@@ -685,6 +718,7 @@ impl StdioUpstream {
             let connector = self.connector.clone();
             let stale = self.tools_stale.clone();
             let audit = self.audit.clone();
+            let guard = self.guard.clone();
             tokio::spawn(async move {
                 let mut reader = BufReader::new(stdout);
                 let mut buf = Vec::new();
@@ -721,9 +755,16 @@ impl StdioUpstream {
                         let conn3 = conn2.clone();
                         let connector = connector.clone();
                         let audit = audit.clone();
+                        let guard = guard.clone();
                         tokio::spawn(async move {
-                            let reply =
-                                answer_server_request(&connector, &msg, sink, audit.as_ref()).await;
+                            let reply = answer_server_request(
+                                &connector,
+                                &msg,
+                                sink,
+                                audit.as_ref(),
+                                guard.as_ref(),
+                            )
+                            .await;
                             let _ = conn3.send(&reply).await;
                         });
                     } else {
@@ -823,6 +864,7 @@ struct HttpUpstream {
     next_id: AtomicU64,
     stale_for_tools: Arc<AtomicBool>,
     audit: Option<warden_store::AuditWriter>,
+    guard: Option<ServerRequestGuard>,
 }
 
 /// Installs ring as rustls' process-wide provider (idempotent).
@@ -837,6 +879,7 @@ impl HttpUpstream {
         connect_timeout: Duration,
         stale: Arc<AtomicBool>,
         audit: Option<warden_store::AuditWriter>,
+        guard: Option<ServerRequestGuard>,
     ) -> HttpUpstream {
         install_crypto_provider();
         let client = reqwest::Client::builder()
@@ -853,6 +896,7 @@ impl HttpUpstream {
             next_id: AtomicU64::new(1),
             stale_for_tools: stale,
             audit,
+            guard,
         }
     }
 
@@ -1005,6 +1049,7 @@ impl HttpUpstream {
                         &msg,
                         relay.cloned(),
                         self.audit.as_ref(),
+                        self.guard.as_ref(),
                     )
                     .await;
                     let sess = self.session.lock().await.clone();
