@@ -558,3 +558,75 @@ fn stdio_gateway_holds_the_call_until_approved_from_the_cli() {
             .contains("over stdio")
     );
 }
+
+#[test]
+fn a_call_cancelled_while_held_never_runs_and_its_approval_serves_a_retry() {
+    require_deps();
+    let dir = tempfile::tempdir().unwrap();
+    write_inventory(dir.path(), None, "");
+    write_approvals(dir.path(), "120s", &[]);
+    let w = Warden::start(dir.path(), &[]);
+    let token = w.token("alpha");
+    let mut held = Mcp::connect(w.addr, &token);
+    let canceller = Mcp {
+        addr: held.addr,
+        token: held.token.clone(),
+        session: held.session.clone(),
+        next: 1000,
+    };
+    let args = json!({"message": "cancel me"});
+    let a = args.clone();
+    let waiting = std::thread::spawn(move || {
+        let reply = held.call("testkit.echo", a);
+        (held.next, reply)
+    });
+    let pending = wait_pending(&w, 1);
+    let approval = pending[0]["id"].as_str().unwrap().to_string();
+    // The JSON-RPC id the held call used: Mcp::request increments `next` before sending.
+    let r = canceller.post(
+        &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                "params": {"requestId": 2, "reason": "the user gave up"}}),
+        true,
+    );
+    assert_eq!(r.status, 202, "{r:?}");
+    // The held call answers now, long before its 120 s hold would end.
+    let (used_id, reply) = waiting.join().unwrap();
+    assert_eq!(used_id, 2, "the cancellation named the held call's id");
+    let msg = reply["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("cancelled"), "{reply}");
+
+    // Approving afterwards runs nothing: the cancelled call is gone.
+    assert_eq!(
+        answer(&w, "approve", &approval, "approver@example.com", "late")
+            .status
+            .code(),
+        Some(0)
+    );
+    let audit = w.audit();
+    let decision = audit
+        .iter()
+        .find(|r| r["event"]["kind"] == "decision" && r["event"]["tool"] == "testkit.echo")
+        .expect("a decision record for the held call");
+    assert_eq!(decision["event"]["outcome"], "cancelled", "{decision}");
+    assert_eq!(
+        decision["event"]["detail"]["cancel_reason"],
+        "the user gave up"
+    );
+    assert!(
+        !audit
+            .iter()
+            .any(|r| r["event"]["kind"] == "outcome" && r["event"]["tool"] == "testkit.echo"),
+        "nothing was forwarded to the upstream"
+    );
+    assert_eq!(list(&w, "approved")[0]["id"], approval.as_str());
+
+    // The approval is still good for one retry of the same call.
+    let out = finish(client(
+        &w,
+        &token,
+        json!([{"call": "testkit.echo", "args": args}]),
+    ));
+    assert_eq!(out["calls"][0]["isError"], false, "{out}");
+    assert_eq!(list(&w, "consumed")[0]["id"], approval.as_str());
+    w.terminate();
+}

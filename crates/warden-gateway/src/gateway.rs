@@ -791,8 +791,22 @@ impl Gateway {
                 if let (Some(gate), Some(tr)) = (self.approvals.clone(), tr.as_ref()) =>
             {
                 let token = params.pointer("/_meta/progressToken").cloned();
-                let held = gate
-                    .hold(
+                // `notifications/cancelled` ends the hold: a call its agent gave up on must
+                // not run when the approval arrives later. The approval request stays
+                // pending, so a retry of the same call can still use it.
+                let (cancel_tx, cancel_rx) = oneshot::channel::<String>();
+                let key = id.to_string();
+                if let Some(s) = session {
+                    s.inflight.lock().unwrap().insert(key.clone(), cancel_tx);
+                }
+                let cancelled = async {
+                    match cancel_rx.await {
+                        Ok(reason) => reason,
+                        Err(_) => std::future::pending().await,
+                    }
+                };
+                let held = tokio::select! {
+                    h = gate.hold(
                         self,
                         who,
                         session,
@@ -804,8 +818,16 @@ impl Gateway {
                         token,
                         sink.clone(),
                         &mut ev,
-                    )
-                    .await;
+                    ) => h,
+                    reason = cancelled => {
+                        ev.outcome = Some("cancelled".into());
+                        ev.detail.insert("cancel_reason".into(), Value::String(reason));
+                        Err(error(id, codes::INTERNAL, "the call was cancelled while it waited for approval; the approval request stays open for a retry", None))
+                    }
+                };
+                if let Some(s) = session {
+                    s.inflight.lock().unwrap().remove(&key);
+                }
                 match held {
                     Ok(a) => approved_args = Some(a),
                     Err(reply) => {
