@@ -18,6 +18,10 @@ use serde_json::{Value, json};
 fn write_org(dir: &std::path::Path) {
     let everything = node_module("@modelcontextprotocol/server-everything/dist/index.js");
     let vault = fixture("vault_mcp.py");
+    let files = node_module("@modelcontextprotocol/server-filesystem/dist/index.js");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let data = data.display();
     let yaml = format!(
         r#"
 humans:
@@ -25,7 +29,13 @@ humans:
 agents:
   - {{ id: alpha, owner: olivia@example.com, uses: [everything.echo, everything.trigger-sampling-request, everything.trigger-elicitation-request] }}
   - {{ id: bob, owner: olivia@example.com, uses: [vault.whoami, vault.ask_roots, vault.ask_injected] }}
+  - {{ id: dora, owner: olivia@example.com, uses: [files.list_directory] }}
 connectors:
+  - id: files
+    mcp: {{ command: node, args: ["{files}", "{data}"] }}
+    pin_on_first_sight: true
+    tools:
+      list_directory: {{ effects: [read] }}
   - id: everything
     mcp: {{ command: node, args: ["{everything}", "stdio"] }}
     pin_on_first_sight: true
@@ -651,4 +661,49 @@ connectors:
             .any(|e| e["detail"]["connector"] == "remote" && e["outcome"] == "answered"),
         "{audit:?}"
     );
+}
+
+#[test]
+fn resources_and_prompts_are_advertised_only_when_a_usable_connector_offers_them() {
+    require_deps();
+    let tmp = tempfile::tempdir().unwrap();
+    write_org(tmp.path());
+    let w = Warden::start(tmp.path(), &[]);
+    let initialize = |agent: &str| {
+        let auth = format!("Bearer {}", w.token(agent));
+        let r = http(
+            w.addr,
+            "POST",
+            "/mcp",
+            &[
+                ("Authorization", auth.as_str()),
+                ("Content-Type", "application/json"),
+                ("Accept", "application/json, text/event-stream"),
+            ],
+            json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {},
+                "clientInfo": {"name": "caps-test", "version": "1"}}})
+            .to_string()
+            .as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+        r.json()["result"]["capabilities"].clone()
+    };
+    // server-filesystem announces tools only.
+    let dora = initialize("dora");
+    assert!(dora["tools"].is_object(), "{dora}");
+    assert!(dora.get("resources").is_none(), "{dora}");
+    assert!(dora.get("prompts").is_none(), "{dora}");
+    assert!(dora.get("completions").is_none(), "{dora}");
+    // server-everything announces resources, prompts and completions.
+    let alpha = initialize("alpha");
+    assert_eq!(alpha["resources"]["subscribe"], false, "{alpha}");
+    assert!(alpha["prompts"].is_object(), "{alpha}");
+    assert!(alpha["completions"].is_object(), "{alpha}");
+    // Asking anyway: empty lists, nothing from connectors dora may not use.
+    let mut m = Mcp::connect(w.addr, &w.token("dora"));
+    let v = m.request("resources/list", json!({}));
+    assert_eq!(v["result"]["resources"], json!([]), "{v}");
+    let v = m.request("prompts/list", json!({}));
+    assert_eq!(v["result"]["prompts"], json!([]), "{v}");
 }
