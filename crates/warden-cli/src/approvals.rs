@@ -1,4 +1,4 @@
-//! `warden approvals list|show|approve|deny|approver-token` and `warden console login-token`:
+//! `warden approvals list|show|approve|deny|approver-token|approver-tokens|revoke-approver-token` and `warden console login-token`:
 //! answering approval requests from a terminal, against the same store as `warden up`.
 //!
 //! Exit codes: 0 done; 1 the answer was refused (not an eligible approver, separation of
@@ -61,6 +61,21 @@ enum ApprovalsCmd {
         /// Lifetime, e.g. 30d; default: until revoked.
         #[arg(long)]
         ttl: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// List approver tokens (id, human, expiry, revocation; never the secret).
+    ApproverTokens {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Revoke an approver token by id: the admin API refuses it from then on.
+    RevokeApproverToken {
+        id: String,
         #[command(flatten)]
         store: StoreArgs,
         #[arg(long, value_enum, default_value = "text")]
@@ -365,6 +380,53 @@ pub fn run(args: ApprovalsArgs) -> anyhow::Result<ExitCode> {
                 Ok(output::EXIT_OK)
             })
         }
+        ApprovalsCmd::ApproverTokens { store, format } => rt.block_on(async {
+            let st = store.open(true, Durability::Full).await?;
+            let tokens = st.list_approver_tokens().await?;
+            match format {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({ "approver_tokens": tokens }))?
+                ),
+                Format::Text => {
+                    if tokens.is_empty() {
+                        println!("no approver tokens");
+                    }
+                    for t in &tokens {
+                        let status = if t.revoked_at.is_some() {
+                            "revoked"
+                        } else {
+                            "active"
+                        };
+                        println!(
+                            "{:<14} {:<28} {:<8} expires {}",
+                            t.id,
+                            t.human,
+                            status,
+                            t.expires_at.as_deref().unwrap_or("never")
+                        );
+                    }
+                }
+            }
+            Ok(output::EXIT_OK)
+        }),
+        ApprovalsCmd::RevokeApproverToken { id, store, format } => rt.block_on(async {
+            let st = store.open(true, Durability::Full).await?;
+            let human = match st.revoke_approver_token(&id).await {
+                Ok(h) => h,
+                Err(e) => return unusable(e),
+            };
+            let mut ev = warden_store::AuditEvent::now("token");
+            ev.outcome = Some("revoked".into());
+            ev.detail.insert("approver".into(), json!(human));
+            ev.detail.insert("token_id".into(), json!(id));
+            st.append_audit(&ev).await?;
+            match format {
+                Format::Json => println!("{}", json!({"revoked": id, "approver": human})),
+                Format::Text => println!("revoked approver token {id} of {human}"),
+            }
+            Ok(output::EXIT_OK)
+        }),
     }
 }
 

@@ -416,3 +416,65 @@ fn console_login_token_is_printed_once_and_redeems_once() {
         assert_eq!(st.redeem_console_login(&token).await.unwrap(), None);
     });
 }
+
+#[test]
+fn approver_tokens_are_listed_without_secrets_and_revocable() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.db");
+    let o = warden(
+        &db,
+        &[
+            "approvals",
+            "approver-token",
+            "--as",
+            "bob@acme.example",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0));
+    let issued = json_of(&o);
+    let (id, token) = (
+        issued["id"].as_str().unwrap().to_string(),
+        issued["token"].as_str().unwrap().to_string(),
+    );
+    let listed = warden(&db, &["approvals", "approver-tokens", "--format", "json"]);
+    assert_eq!(listed.status.code(), Some(0));
+    let v = json_of(&listed);
+    assert_eq!(v["approver_tokens"][0]["id"], id.as_str());
+    assert_eq!(v["approver_tokens"][0]["human"], "bob@acme.example");
+    assert_eq!(v["approver_tokens"][0]["revoked_at"], Value::Null);
+    assert!(
+        !String::from_utf8_lossy(&listed.stdout).contains(&token),
+        "the secret is never listed"
+    );
+    rt().block_on(async {
+        let st = Store::open(&db, Durability::Full).await.unwrap();
+        assert!(st.lookup_approver_token(&token).await.unwrap().is_some());
+    });
+
+    let o = warden(&db, &["approvals", "revoke-approver-token", &id]);
+    assert_eq!(o.status.code(), Some(0));
+    rt().block_on(async {
+        let st = Store::open(&db, Durability::Full).await.unwrap();
+        assert_eq!(
+            st.lookup_approver_token(&token).await.unwrap(),
+            None,
+            "a revoked token is refused"
+        );
+        let audit = st.audit_tail(1).await.unwrap();
+        assert_eq!(audit[0].event["outcome"], "revoked");
+        assert_eq!(audit[0].event["detail"]["token_id"], id.as_str());
+    });
+    let v = json_of(&warden(
+        &db,
+        &["approvals", "approver-tokens", "--format", "json"],
+    ));
+    assert!(v["approver_tokens"][0]["revoked_at"].is_string());
+    assert_eq!(
+        warden(&db, &["approvals", "revoke-approver-token", "nope"])
+            .status
+            .code(),
+        Some(2)
+    );
+}

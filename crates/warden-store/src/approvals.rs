@@ -226,6 +226,16 @@ pub struct ApproverToken {
     pub expires_at: Option<String>,
 }
 
+/// An approver token as listed: everything but the secret.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ApproverTokenInfo {
+    pub id: String,
+    pub human: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
 impl Store {
     /// Issues a one-time console login token for `human`, valid for `ttl_ms`.
     pub async fn issue_console_login(
@@ -300,6 +310,46 @@ impl Store {
             token,
             expires_at: expires.map(rfc3339),
         })
+    }
+
+    /// Every approver token (never the secret): id, human, created, expiry, revocation.
+    pub async fn list_approver_tokens(&self) -> Result<Vec<ApproverTokenInfo>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, human, created_ms, expires_ms, revoked_ms FROM approver_tokens ORDER BY created_ms, id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ApproverTokenInfo {
+                    id: r.try_get("id")?,
+                    human: r.try_get("human")?,
+                    created_at: rfc3339(r.try_get("created_ms")?),
+                    expires_at: r.try_get::<Option<i64>, _>("expires_ms")?.map(rfc3339),
+                    revoked_at: r.try_get::<Option<i64>, _>("revoked_ms")?.map(rfc3339),
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes an approver token by id; returns its human. Revoking twice keeps the first time.
+    pub async fn revoke_approver_token(&self, id: &str) -> Result<String, StoreError> {
+        let human: Option<String> =
+            sqlx::query_scalar("SELECT human FROM approver_tokens WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
+        let Some(human) = human else {
+            return Err(StoreError::NoSuchToken(id.to_string()));
+        };
+        sqlx::query(
+            "UPDATE approver_tokens SET revoked_ms = $1 WHERE id = $2 AND revoked_ms IS NULL",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(human)
     }
 
     /// The approver a presented admin API token belongs to, when valid.
@@ -565,5 +615,24 @@ mod tests {
             Some((a.id.clone(), "carol".to_string()))
         );
         assert_eq!(st.lookup_approver_token("wap_x").await.unwrap(), None);
+        // Listed without the secret; revoked → no longer accepted; unknown id → error.
+        let listed = st.list_approver_tokens().await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(
+            (listed[0].id.as_str(), listed[0].human.as_str()),
+            (a.id.as_str(), "carol")
+        );
+        assert_eq!(listed[0].revoked_at, None);
+        assert_eq!(st.revoke_approver_token(&a.id).await.unwrap(), "carol");
+        assert_eq!(st.lookup_approver_token(&a.token).await.unwrap(), None);
+        assert!(
+            st.list_approver_tokens().await.unwrap()[0]
+                .revoked_at
+                .is_some()
+        );
+        assert!(matches!(
+            st.revoke_approver_token("nope").await,
+            Err(StoreError::NoSuchToken(_))
+        ));
     }
 }
