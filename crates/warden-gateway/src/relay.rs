@@ -10,9 +10,9 @@
 //!   Resource URIs keep the upstream's spelling (they are identifiers that tool results
 //!   link to); prompt names are namespaced like tools, `<connector>.<prompt>`.
 //! - `resources/read`: routed by URI to the connector that listed it, or whose
-//!   `uriTemplate` matches it. The gateway keeps a
-//!   URI → connectors map filled by the lists; an unknown URI triggers one refresh of the
-//!   visible connectors' lists, then `-32002` (resource not found).
+//!   `uriTemplate` matches it. The gateway keeps a URI → connectors map filled by the
+//!   lists; an unknown URI triggers one refresh of the visible connectors' lists (at most
+//!   every 2 s per agent), then `-32002` (resource not found).
 //! - `prompts/get` by its namespaced name; `completion/complete` by its `ref`
 //!   (`ref/prompt` → prompt name, `ref/resource` → URI or template).
 //! - Contents that flow back (resource contents, prompt messages) pass through the same
@@ -23,6 +23,10 @@
 //! - `resources/subscribe` / `unsubscribe` are not relayed (`-32601`, `subscribe: false`):
 //!   the gateway has no channel to deliver `notifications/resources/updated` to an agent
 //!   (no `GET /mcp` stream, and an upstream is shared by every session).
+//!
+//! Server → client requests (relayed by [`crate::upstream`]): the agent's answer is handed
+//! back and audited here (`server_request`); [`server_request_guard`] keeps injected
+//! sampling/elicitation text of `on_injection: block` connectors from the agent's model.
 //!
 //! `server/discover` (2026-07-28) is answered with the revisions the gateway serves — all
 //! of them handshake-era — so 2026 clients fall back to `initialize`; a session-less request
