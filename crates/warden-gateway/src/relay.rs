@@ -16,7 +16,7 @@
 //! - `prompts/get` by its namespaced name; `completion/complete` by its `ref`
 //!   (`ref/prompt` → prompt name, `ref/resource` → URI or template).
 //! - Contents that flow back (resource contents, prompt messages) pass through the same
-//!   injection/redaction inspection as tool results ([`Gateway::inspect_result`]).
+//!   injection/redaction inspection as tool results (`Gateway::inspect_result`).
 //! - Audit: `resource_read` (connector, URI), `prompt_get` (connector, prompt, argument
 //!   digest and redacted arguments), `completion`, and `list` for the lists. Never the
 //!   content.
@@ -25,7 +25,7 @@
 //!   (no `GET /mcp` stream, and an upstream is shared by every session).
 //!
 //! Server → client requests (relayed by [`crate::upstream`]): the agent's answer is handed
-//! back and audited here (`server_request`); [`server_request_guard`] keeps injected
+//! back and audited here (`server_request`); `server_request_guard` keeps injected
 //! sampling/elicitation text of `on_injection: block` connectors from the agent's model.
 //!
 //! `server/discover` (2026-07-28) is answered with the revisions the gateway serves — all
