@@ -5,7 +5,8 @@
 //!
 //! - Users and their groups are the inventory's humans. They log in with a one-time login
 //!   token (`warden console login-token --as HUMAN`), stored hashed by `warden-store`;
-//!   a successful login starts a console session held in memory (restart → log in again).
+//!   a successful login starts a console session kept in the store (hash of the cookie only),
+//!   so it survives a restart and is shared by replicas on one PostgreSQL.
 //! - The session cookie is `HttpOnly`, `SameSite=Strict`, `Path=/console`, and `Secure`
 //!   whenever the console is not served on loopback ([`ConsoleOptions::secure_cookies`]).
 //!   Every POST carries a CSRF token bound to the session (the login form a double-submit
@@ -29,8 +30,8 @@
 mod html;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -38,7 +39,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use warden_approval::{
     ApprovalError, ApprovalRequest, ApprovalStore, ListFilter, Status, Via, VoteKind, ops,
 };
@@ -82,12 +82,6 @@ impl Default for ConsoleOptions {
     }
 }
 
-struct ConsoleSession {
-    human: String,
-    csrf: String,
-    expires: Instant,
-}
-
 /// Shared state of the console router.
 pub struct ConsoleState {
     pub inv: Arc<Inventory>,
@@ -95,7 +89,6 @@ pub struct ConsoleState {
     pub opts: ConsoleOptions,
     /// Woken after every decision, so a waiting gateway call resumes at once.
     pub decided: Arc<tokio::sync::Notify>,
-    sessions: Mutex<HashMap<String, ConsoleSession>>,
 }
 
 impl ConsoleState {
@@ -110,7 +103,6 @@ impl ConsoleState {
             store,
             opts,
             decided,
-            sessions: Mutex::new(HashMap::new()),
         })
     }
 }
@@ -134,10 +126,6 @@ fn random_token() -> String {
     // getrandom failing means no OS randomness: refuse to mint weak tokens.
     getrandom::fill(&mut b).expect("operating system randomness");
     hex::encode(b)
-}
-
-fn sha256_hex(s: &str) -> String {
-    hex::encode(Sha256::digest(s.as_bytes()))
 }
 
 /// Constant-time equality of two strings.
@@ -190,18 +178,15 @@ fn page(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
-/// The logged-in human and their CSRF token.
-fn current(state: &ConsoleState, headers: &HeaderMap) -> Option<(String, String)> {
+/// The logged-in human and their CSRF token (sessions live in the store).
+async fn current(state: &ConsoleState, headers: &HeaderMap) -> Option<(String, String)> {
     let sid = cookie(headers, SESSION_COOKIE)?;
-    let key = sha256_hex(&sid);
-    let mut sessions = state.sessions.lock().unwrap();
-    match sessions.get(&key) {
-        Some(s) if s.expires > Instant::now() => Some((s.human.clone(), s.csrf.clone())),
-        Some(_) => {
-            sessions.remove(&key);
+    match state.store.console_session(&sid).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("warden: console session lookup failed: {e}");
             None
         }
-        None => None,
     }
 }
 
@@ -265,14 +250,21 @@ async fn login_post(
         }
     };
     let sid = random_token();
-    state.sessions.lock().unwrap().insert(
-        sha256_hex(&sid),
-        ConsoleSession {
-            human: human.clone(),
-            csrf: random_token(),
-            expires: Instant::now() + state.opts.session_ttl,
-        },
-    );
+    if let Err(e) = state
+        .store
+        .open_console_session(
+            &sid,
+            &human,
+            &random_token(),
+            state.opts.session_ttl.as_millis() as i64,
+        )
+        .await
+    {
+        return page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            html::message("Store unavailable", &e.to_string()),
+        );
+    }
     let mut ev = warden_store::AuditEvent::now("console");
     ev.outcome = Some("login".into());
     ev.detail.insert("human".into(), json!(human));
@@ -307,11 +299,12 @@ async fn logout(
     headers: HeaderMap,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if let Some((_, csrf)) = current(&state, &headers)
+    if let Some((_, csrf)) = current(&state, &headers).await
         && ct_eq(&csrf, &f.csrf)
         && let Some(sid) = cookie(&headers, SESSION_COOKIE)
+        && let Err(e) = state.store.close_console_session(&sid).await
     {
-        state.sessions.lock().unwrap().remove(&sha256_hex(&sid));
+        eprintln!("warden: console logout failed: {e}");
     }
     let mut resp = to_login();
     resp.headers_mut().append(
@@ -380,7 +373,7 @@ async fn index(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let Some((human, csrf)) = current(&state, &headers) else {
+    let Some((human, csrf)) = current(&state, &headers).await else {
         return to_login();
     };
     match cards(&state, &human).await {
@@ -404,7 +397,7 @@ async fn index(
 }
 
 async fn fragment(State(state): State<Arc<ConsoleState>>, headers: HeaderMap) -> Response {
-    let Some((human, csrf)) = current(&state, &headers) else {
+    let Some((human, csrf)) = current(&state, &headers).await else {
         return StatusCode::UNAUTHORIZED.into_response();
     };
     match cards(&state, &human).await {
@@ -426,7 +419,7 @@ async fn api_list(
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    if current(&state, &headers).is_none() {
+    if current(&state, &headers).await.is_none() {
         return (
             StatusCode::UNAUTHORIZED,
             axum::Json(json!({"error": "log in first"})),
@@ -477,7 +470,7 @@ async fn decide(
     Path((id, action)): Path<(String, String)>,
     Form(f): Form<DecideForm>,
 ) -> Response {
-    let Some((human, csrf)) = current(&state, &headers) else {
+    let Some((human, csrf)) = current(&state, &headers).await else {
         return page(
             StatusCode::UNAUTHORIZED,
             html::message("Not logged in", "Log in to answer approval requests."),

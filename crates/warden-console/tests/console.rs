@@ -524,3 +524,42 @@ async fn admin_api_answers_with_per_approver_tokens() {
     assert_eq!(st, StatusCode::OK);
     assert!(body.contains(&r.id) && !body.contains("sk_live"));
 }
+
+#[tokio::test]
+async fn a_session_survives_a_restart_and_is_shared_by_replicas_until_logout() {
+    let t = setup(true).await;
+    let (cookie, csrf) = login(&t, "bob").await;
+    // A second console on the same store: another replica, or this one after a restart.
+    let replica = router(ConsoleState::new(
+        t.inv.clone(),
+        t.store.clone(),
+        ConsoleOptions::default(),
+        Arc::new(tokio::sync::Notify::new()),
+    ));
+    let page = |app: axum::Router, cookie: String| async move {
+        send(
+            &app,
+            Request::get("/console/")
+                .header(header::COOKIE, cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+    };
+    let (st, _, body) = page(replica.clone(), cookie.clone()).await;
+    assert_eq!(st, StatusCode::OK, "the other console knows the session");
+    assert_eq!(hidden(&body, "csrf"), csrf, "same CSRF token everywhere");
+    // A forged cookie is not a session.
+    let (st, h, _) = page(replica.clone(), "warden_console=forged".into()).await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    assert_eq!(h[header::LOCATION], "/console/login");
+    // Logging out on one ends it on all.
+    let (st, _, _) = send(
+        &t.app,
+        form("/console/logout", &cookie, format!("csrf={csrf}")),
+    )
+    .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    let (st, _, _) = page(replica, cookie).await;
+    assert_eq!(st, StatusCode::SEE_OTHER, "logged out everywhere");
+}

@@ -56,6 +56,16 @@ pub const SCHEMA: &[&str] = &[
     )",
 ];
 
+/// Console sessions in the store (migration 5), so a restart or another replica behind the
+/// same load balancer keeps approvers logged in. Only the sha256 of the session cookie is kept.
+pub const CONSOLE_SESSIONS_SCHEMA: &[&str] = &["CREATE TABLE IF NOT EXISTS console_sessions (
+        session_hash TEXT PRIMARY KEY,
+        human TEXT NOT NULL,
+        csrf TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        expires_ms BIGINT NOT NULL
+    )"];
+
 fn db(e: sqlx::Error) -> ApprovalError {
     ApprovalError::Store(e.to_string())
 }
@@ -281,6 +291,58 @@ impl Store {
                 .fetch_optional(self.pool())
                 .await?;
         Ok(human)
+    }
+
+    /// Starts a console session: `session` is the cookie value (only its hash is stored).
+    pub async fn open_console_session(
+        &self,
+        session: &str,
+        human: &str,
+        csrf: &str,
+        ttl_ms: i64,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        // Expired sessions go when new ones start: the table stays small without a sweeper.
+        sqlx::query("DELETE FROM console_sessions WHERE expires_ms <= $1")
+            .bind(now)
+            .execute(self.pool())
+            .await?;
+        sqlx::query("INSERT INTO console_sessions (session_hash, human, csrf, created_ms, expires_ms) VALUES ($1, $2, $3, $4, $5)")
+            .bind(sha256_hex(session))
+            .bind(human)
+            .bind(csrf)
+            .bind(now)
+            .bind(now + ttl_ms)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// The human and CSRF token of a live console session; None when unknown or expired.
+    pub async fn console_session(
+        &self,
+        session: &str,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT human, csrf FROM console_sessions WHERE session_hash = $1 AND expires_ms > $2",
+        )
+        .bind(sha256_hex(session))
+        .bind(now_ms())
+        .fetch_optional(self.pool())
+        .await?;
+        match row {
+            Some(r) => Ok(Some((r.try_get("human")?, r.try_get("csrf")?))),
+            None => Ok(None),
+        }
+    }
+
+    /// Ends a console session (logout).
+    pub async fn close_console_session(&self, session: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM console_sessions WHERE session_hash = $1")
+            .bind(sha256_hex(session))
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 
     /// Issues an admin API token for an approver (webhook round trips).
@@ -615,6 +677,26 @@ mod tests {
             Some((a.id.clone(), "carol".to_string()))
         );
         assert_eq!(st.lookup_approver_token("wap_x").await.unwrap(), None);
+        // Console sessions: found by the cookie value, only its hash stored, gone at logout
+        // and at expiry.
+        st.open_console_session("sid-1", "bob", "csrf-1", 60_000)
+            .await
+            .unwrap();
+        st.open_console_session("sid-old", "bob", "csrf-2", -1)
+            .await
+            .unwrap();
+        assert_eq!(
+            st.console_session("sid-1").await.unwrap(),
+            Some(("bob".to_string(), "csrf-1".to_string()))
+        );
+        assert_eq!(st.console_session("sid-old").await.unwrap(), None);
+        let kept: Vec<String> = sqlx::query_scalar("SELECT session_hash FROM console_sessions")
+            .fetch_all(st.pool())
+            .await
+            .unwrap();
+        assert!(!kept.iter().any(|h| h.contains("sid-")));
+        st.close_console_session("sid-1").await.unwrap();
+        assert_eq!(st.console_session("sid-1").await.unwrap(), None);
         // Listed without the secret; revoked → no longer accepted; unknown id → error.
         let listed = st.list_approver_tokens().await.unwrap();
         assert_eq!(listed.len(), 1);

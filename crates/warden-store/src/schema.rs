@@ -34,6 +34,7 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
     (2, crate::approvals::SCHEMA),
     (3, crate::pins::SCHEMA),
     (4, crate::context::SCHEMA),
+    (5, crate::approvals::CONSOLE_SESSIONS_SCHEMA),
 ];
 
 /// Applies every migration newer than the database's version.
