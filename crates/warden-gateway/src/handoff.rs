@@ -57,7 +57,17 @@ pub struct Handoffs {
     store: Store,
     keys: DelegationKeys,
     bindings: Mutex<HashMap<String, Binding>>,
+    /// Verified `(token sha256, holder, tool)` → claims, valid through the Unix second
+    /// stated (confirmed by [`delegation::verify_until`]): repeated calls skip the
+    /// signature and Datalog work. Bounded by [`VERIFIED_CACHE`].
+    verified: Mutex<HashMap<VerifiedKey, (DelegationClaims, i64)>>,
 }
+
+/// `(token sha256, holder, tool)`.
+type VerifiedKey = (String, String, String);
+
+/// Most cached verifications kept.
+const VERIFIED_CACHE: usize = 4096;
 
 /// Why a delegated `tools/call` is refused, and (when the token itself is sound) for whom.
 #[derive(Debug, Clone)]
@@ -98,6 +108,7 @@ impl Handoffs {
             store,
             keys,
             bindings: Mutex::new(HashMap::new()),
+            verified: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -133,6 +144,10 @@ impl Handoffs {
                     eprintln!("warden: context purge failed: {e}");
                 }
                 h.bindings.lock().unwrap().retain(|_, b| b.expires_ms > now);
+                h.verified
+                    .lock()
+                    .unwrap()
+                    .retain(|_, (_, until)| now / 1000 <= *until);
             }
         });
     }
@@ -209,9 +224,30 @@ impl Gateway {
             })
         });
         let Some(token) = token else { return Ok(None) };
+        let now = SystemTime::now();
+        let now_s = delegation::unix_secs(now);
+        let key = (sha256_hex(&token), who.agent.clone(), tool.to_string());
+        if let Some((claims, until)) = h.verified.lock().unwrap().get(&key)
+            && now_s <= *until
+        {
+            return Ok(Some(acting(who, claims)));
+        }
         let pk = h.keys.public_key();
-        match delegation::verify(&token, &pk, &who.agent, tool, SystemTime::now()) {
-            Ok(claims) => Ok(Some(acting(who, &claims))),
+        match delegation::verify_until(&token, &pk, &who.agent, tool, now) {
+            Ok((claims, until)) => {
+                let p = acting(who, &claims);
+                if let Some(until) = until {
+                    let mut cache = h.verified.lock().unwrap();
+                    if cache.len() >= VERIFIED_CACHE {
+                        cache.retain(|_, (_, u)| now_s <= *u);
+                        if cache.len() >= VERIFIED_CACHE {
+                            cache.clear();
+                        }
+                    }
+                    cache.insert(key, (claims, until));
+                }
+                Ok(Some(p))
+            }
             Err(e) => Err(DelegationRefusal {
                 reason: format!("delegation: {e}"),
                 // A sound token that merely does not cover this tool still names the chain

@@ -79,6 +79,10 @@ pub struct Hop {
     pub agent: String,
     /// The previous holder; `None` for the first agent.
     pub from: Option<String>,
+    /// Unix seconds of this block's expiry check, as its writer stated it. Informational:
+    /// [`verify_until`] re-checks it against the signed checks before relying on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
 }
 
 /// What a verified token says.
@@ -121,6 +125,7 @@ pub fn issue(
         depth: 0,
         agent: agent.to_string(),
         from: None,
+        expires_at: Some(unix_secs(expires_at)),
     };
     let token = Biscuit::builder()
         .code_with_params(
@@ -170,6 +175,7 @@ pub fn attenuate(
         depth: last.depth + 1,
         agent: to.to_string(),
         from: Some(from.to_string()),
+        expires_at: Some(unix_secs(expires_at)),
     };
     let block = BlockBuilder::new()
         .code_with_params(
@@ -219,6 +225,52 @@ pub fn verify(
     tool: &str,
     now: SystemTime,
 ) -> Result<DelegationClaims, HandoffError> {
+    verify_inner(token_b64, public_key, presenter, tool, now, false).map(|(c, _)| c)
+}
+
+/// [`verify`], plus how long the answer holds: `Some(t)` (Unix seconds) when the same call
+/// is allowed at every instant up to and including second `t`. `t` is the earliest expiry
+/// the hops state, *confirmed* by authorising the call again at `t` (the expiry checks are
+/// monotone in time, so passing now and at `t` means passing in between); a hop that states
+/// no expiry, or a later one than its signed check, gives `None`. For verification caches.
+pub fn verify_until(
+    token_b64: &str,
+    public_key: &PublicKey,
+    presenter: &str,
+    tool: &str,
+    now: SystemTime,
+) -> Result<(DelegationClaims, Option<i64>), HandoffError> {
+    verify_inner(token_b64, public_key, presenter, tool, now, true)
+}
+
+fn authorizer_at(
+    token: &Biscuit,
+    tool: &str,
+    time: SystemTime,
+) -> Result<biscuit_auth::Authorizer, HandoffError> {
+    AuthorizerBuilder::new()
+        .code_with_params(
+            "tool({tool}); time({now}); allow if true;",
+            params(vec![
+                ("tool", builder::string(tool)),
+                ("now", builder::date(&time)),
+            ]),
+            HashMap::new(),
+        )
+        .map_err(bad)?
+        .set_limits(VERIFY_LIMITS)
+        .build(token)
+        .map_err(bad)
+}
+
+fn verify_inner(
+    token_b64: &str,
+    public_key: &PublicKey,
+    presenter: &str,
+    tool: &str,
+    now: SystemTime,
+    until: bool,
+) -> Result<(DelegationClaims, Option<i64>), HandoffError> {
     let token = Biscuit::from_base64(token_b64, *public_key).map_err(bad)?;
     let hops = hops_of(&token)?;
     let holder = hops.last().ok_or_else(|| bad("token has no hops"))?;
@@ -228,19 +280,7 @@ pub fn verify(
             presenter: presenter.to_string(),
         });
     }
-    let mut authorizer = AuthorizerBuilder::new()
-        .code_with_params(
-            "tool({tool}); time({now}); allow if true;",
-            params(vec![
-                ("tool", builder::string(tool)),
-                ("now", builder::date(&now)),
-            ]),
-            HashMap::new(),
-        )
-        .map_err(bad)?
-        .set_limits(VERIFY_LIMITS)
-        .build(&token)
-        .map_err(bad)?;
+    let mut authorizer = authorizer_at(&token, tool, now)?;
     // Authority-block facts are signed by the root key: trust them.
     let (task_id,): (String,) = query_one(&mut authorizer, "q($x) <- task($x)")?;
     let (root_human,): (String,) = query_one(&mut authorizer, "q($x) <- root_human($x)")?;
@@ -255,14 +295,29 @@ pub fn verify(
     if let Err(e) = authorizer.authorize() {
         return Err(classify_failure(tool, e));
     }
-    Ok(DelegationClaims {
-        task_id,
-        root_human,
-        chain: hops.iter().map(|h| h.agent.clone()).collect(),
-        hops,
-        depth,
-        max_depth: max_depth as u32,
-    })
+    let mut holds_until = None;
+    if until {
+        let stated: Option<Vec<i64>> = hops.iter().map(|h| h.expires_at).collect();
+        if let Some(t) = stated.and_then(|v| v.into_iter().min())
+            && t >= unix_secs(now)
+        {
+            let at = UNIX_EPOCH + Duration::from_secs(t as u64);
+            if authorizer_at(&token, tool, at)?.authorize().is_ok() {
+                holds_until = Some(t);
+            }
+        }
+    }
+    Ok((
+        DelegationClaims {
+            task_id,
+            root_human,
+            chain: hops.iter().map(|h| h.agent.clone()).collect(),
+            hops,
+            depth,
+            max_depth: max_depth as u32,
+        },
+        holds_until,
+    ))
 }
 
 fn query_one<T>(authorizer: &mut biscuit_auth::Authorizer, rule: &str) -> Result<T, HandoffError>

@@ -390,3 +390,39 @@ fn tampered_or_foreign_tokens_are_refused() {
     let restored = DelegationKeys::from_private_hex(&keys.private_hex()).unwrap();
     assert_eq!(restored.public_hex(), keys.public_hex());
 }
+
+#[test]
+fn verify_until_names_the_earliest_confirmed_expiry() {
+    use warden_handoff::delegation::{unix_secs, verify_until};
+    let inv = inv();
+    let keys = DelegationKeys::generate();
+    let pk = keys.public_key();
+    let t = issue(
+        &keys,
+        "t",
+        "alice",
+        "triage",
+        &tools(&inv, "triage"),
+        later(600),
+        3,
+    )
+    .unwrap();
+    let short = later(60);
+    let t2 = attenuate(&t, &pk, "triage", "refund", &tools(&inv, "refund"), short).unwrap();
+    let now = SystemTime::now();
+    let (claims, until) = verify_until(&t2, &pk, "refund", "crm.read", now).unwrap();
+    assert_eq!(claims.chain, ["triage", "refund"]);
+    // The handoff's shorter expiry wins over the authority block's.
+    let until = until.expect("Warden-made tokens state their expiries");
+    assert_eq!(until, unix_secs(short));
+    // It really holds up to that second and not after it.
+    let at = std::time::UNIX_EPOCH + Duration::from_secs(until as u64);
+    assert!(verify(&t2, &pk, "refund", "crm.read", at).is_ok());
+    let after = at + Duration::from_secs(1);
+    assert!(matches!(
+        verify(&t2, &pk, "refund", "crm.read", after),
+        Err(HandoffError::Expired)
+    ));
+    // A refused call has no validity to cache.
+    assert!(verify_until(&t2, &pk, "refund", "pay.refund", now).is_err());
+}
