@@ -354,6 +354,17 @@ fn undeclared_too_deep_expired_and_tampered_handoffs_are_refused() {
         "warden.context",
         json!({"task_id": h["task_id"], "token": token}),
     ));
+    // From now on the session lists only what the delegation still allows.
+    let listed = b.request("tools/list", json!({}));
+    let names: Vec<&str> = listed["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(names.contains(&"crm.read_ticket"), "{names:?}");
+    assert!(names.contains(&"warden.context"), "{names:?}");
+    assert!(!names.contains(&"payments.issue_refund"), "{names:?}");
     let r = b.call(
         "warden.handoff",
         json!({"to": "auditor", "context": {"ticket_id": "T-1001"}}),

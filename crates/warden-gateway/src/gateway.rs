@@ -606,7 +606,7 @@ impl Gateway {
                 }
             }
         }
-        self.handoff_tools(who, &mut tools);
+        self.handoff_tools(who, session, &mut tools);
         let mut ev = self.event("list", Some(who), session.map(|s| s.as_ref()));
         ev.method = Some("tools/list".into());
         ev.outcome = Some(

@@ -267,9 +267,23 @@ impl Gateway {
 
     /// Adds `warden.handoff` (agents that declare handoffs) and `warden.context` (agents
     /// some handoff names as receiver) to a `tools/list` answer.
-    pub fn handoff_tools(&self, who: &Principal, tools: &mut Vec<Value>) {
-        if self.handoffs().is_none() {
+    /// A session acting under a delegation sees only the tools the token still allows.
+    pub fn handoff_tools(
+        &self,
+        who: &Principal,
+        session: Option<&Arc<Session>>,
+        tools: &mut Vec<Value>,
+    ) {
+        let Some(h) = self.handoffs() else {
             return;
+        };
+        let bound = session.is_some_and(|s| h.bindings.lock().unwrap().contains_key(&s.id));
+        if bound {
+            tools.retain(|t| {
+                let name = t.get("name").and_then(Value::as_str).unwrap_or("");
+                self.delegated_principal(who, session, &json!({}), name)
+                    .is_ok()
+            });
         }
         let inv = self.inventory();
         let targets: Vec<String> = inv
