@@ -739,6 +739,7 @@ impl Gateway {
                 .is_some_and(|c| c.tools.contains_key(&tr.tool))
         });
         if let (Some(tr), true) = (&tr, declared)
+            && delegated.is_ok() // a refused delegation is denied below, before any upstream
             && let Some(text) = self
                 .pinning
                 .admit(self, self.upstreams.get(&tr.connector), tr)
