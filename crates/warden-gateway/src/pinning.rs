@@ -180,29 +180,6 @@ impl Pinning {
         }
     }
 
-    /// Makes sure `up`'s current tool list has been checked; returns it.
-    pub async fn ensure(
-        &self,
-        gw: &Gateway,
-        up: &Upstream,
-    ) -> Result<Arc<Vec<Value>>, crate::GatewayError> {
-        let tools = up.tools().await?;
-        if self.is_checked(&up.connector, &tools) {
-            return Ok(tools);
-        }
-        let _guard = self.check.lock().await;
-        if self.is_checked(&up.connector, &tools) {
-            return Ok(tools);
-        }
-        self.check_list(gw, &up.connector, &tools)
-            .await
-            .map_err(|e| crate::GatewayError::Unavailable {
-                connector: up.connector.clone(),
-                message: format!("cannot check its tool pins: {e}"),
-            })?;
-        Ok(tools)
-    }
-
     /// Checks every definition of one connector's list against its pin (caller holds `check`).
     async fn check_list(
         &self,
@@ -502,10 +479,34 @@ impl Pinning {
         tr: &ToolRef,
     ) -> Option<String> {
         let up = up?;
-        if let Err(e) = self.ensure(gw, up).await {
-            return Some(format!(
+        let cannot = |e: &dyn std::fmt::Display| {
+            Some(format!(
                 "Warden denied {tr}: the gateway cannot verify the tool's pinned definition ({e})"
-            ));
+            ))
+        };
+        let tools = match up.tools().await {
+            Ok(t) => t,
+            Err(e) => return cannot(&e),
+        };
+        {
+            // Hot path: the cached list was checked and this tool is not held back — one
+            // lock, no allocation while nothing is quarantined.
+            let s = self.state.lock().unwrap();
+            if s.checked
+                .get(&up.connector)
+                .is_some_and(|t| Arc::ptr_eq(t, &tools))
+                && (s.quarantined.is_empty() || !s.quarantined.contains_key(&tr.qualified()))
+            {
+                return None;
+            }
+        }
+        if !self.is_checked(&up.connector, &tools) {
+            let _guard = self.check.lock().await;
+            if !self.is_checked(&up.connector, &tools)
+                && let Err(e) = self.check_list(gw, &up.connector, &tools).await
+            {
+                return cannot(&format!("cannot check its tool pins: {e}"));
+            }
         }
         self.held(&tr.connector, &tr.tool)?;
         self.refresh(gw, &tr.connector, Some(&tr.tool)).await;
