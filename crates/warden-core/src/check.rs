@@ -94,6 +94,15 @@ fn risky_flags(tool: &crate::model::Tool) -> Vec<&'static str> {
 }
 
 fn ungated_actions(inv: &Inventory, policy_gated: &BTreeSet<String>, out: &mut Vec<Finding>) {
+    // Tool → entitled agents, built once (asking every agent per risky tool is quadratic in
+    // the size of the organisation).
+    let mut users_of: std::collections::HashMap<ToolRef, Vec<&str>> =
+        std::collections::HashMap::new();
+    for a in inv.agents.values() {
+        for t in inv.entitled_tools(a) {
+            users_of.entry(t).or_default().push(a.id.value.as_str());
+        }
+    }
     for c in inv.connectors.values() {
         for (name, spanned) in &c.tools {
             let tool = &spanned.value;
@@ -112,12 +121,7 @@ fn ungated_actions(inv: &Inventory, policy_gated: &BTreeSet<String>, out: &mut V
             let critical = tool.irreversible
                 && (tool.effects.contains(&Effect::Privileged)
                     || tool.effects.contains(&Effect::ExternalSend));
-            let users: Vec<&str> = inv
-                .agents
-                .values()
-                .filter(|a| inv.entitled_tools(a).contains(&r))
-                .map(|a| a.id.value.as_str())
-                .collect();
+            let users: &[&str] = users_of.get(&r).map(Vec::as_slice).unwrap_or_default();
             let mut f = Finding::new(
                 "check.ungated-irreversible-action",
                 if critical {
@@ -424,6 +428,9 @@ fn approvals(inv: &Inventory, out: &mut Vec<Finding>) {
         // Requesting agents: those entitled to a tool this rule covers.
         for agent in inv.agents.values() {
             let Some(owner) = &agent.owner else { continue };
+            if !approvers.contains(&owner.value) {
+                continue;
+            }
             let covered: Vec<ToolRef> = inv
                 .entitled_tools(agent)
                 .into_iter()
@@ -433,7 +440,7 @@ fn approvals(inv: &Inventory, out: &mut Vec<Finding>) {
                         .unwrap_or(false)
                 })
                 .collect();
-            if covered.is_empty() || !approvers.contains(&owner.value) {
+            if covered.is_empty() {
                 continue;
             }
             let remaining = approvers.len() - 1;
