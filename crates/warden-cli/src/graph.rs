@@ -48,16 +48,21 @@ impl warden_graph::InvokePolicy for CedarInvoke {
         self.decide(agent, tool, rule.as_deref())
     }
 
-    /// Every declared tool (policy may permit what `uses` does not list), with the approval
-    /// rule looked up once per tool rather than per agent and tool.
+    /// The agent's entitled tools only: every policy set holds the generated
+    /// `inventory.not-entitled` forbid (`unless principal.entitled.contains(resource)`), so
+    /// Cedar answers `Never` for any other tool and asking would only cost time (agents ×
+    /// tools evaluations instead of one per entitlement). The approval rule is looked up
+    /// once per tool rather than per agent and tool.
     fn invocations(
         &self,
         _inv: &Inventory,
         agent: &warden_core::model::Agent,
         tools: &warden_graph::ToolTable<'_>,
     ) -> Vec<(u32, Invocation)> {
-        (0..tools.len() as u32)
-            .filter_map(|i| {
+        tools
+            .entitled(agent)
+            .into_iter()
+            .filter_map(|(i, _)| {
                 let t = tools.get(i);
                 let d = self.decide(&agent.id.value, &t.tool_ref, t.approval_rule);
                 (d != Invocation::Never).then_some((i, d))
@@ -394,4 +399,37 @@ pub fn run_findings(a: FindingsArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(output::findings_exit(&plain, a.fail_on))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warden_graph::InvokePolicy;
+
+    /// Asking Cedar only about entitled tools loses nothing: on the example organisation the
+    /// answers equal asking about every declared tool.
+    #[test]
+    fn entitled_tools_only_equals_asking_about_every_tool() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/acme");
+        let inv = Inventory::load(&dir).unwrap();
+        let cedar = CedarInvoke(warden_policy::PolicyEngine::load(&inv).unwrap());
+        let table = warden_graph::ToolTable::new(&inv);
+        let mut edges = 0;
+        for agent in inv.agents.values() {
+            let fast = cedar.invocations(&inv, agent, &table);
+            let full: Vec<(u32, Invocation)> = (0..table.len() as u32)
+                .filter_map(|i| {
+                    let t = table.get(i);
+                    let d = cedar.decide(&agent.id.value, &t.tool_ref, t.approval_rule);
+                    (d != Invocation::Never).then_some((i, d))
+                })
+                .collect();
+            assert_eq!(fast, full, "agent {}", agent.id.value);
+            edges += full.len();
+        }
+        assert!(
+            edges > 10,
+            "the example has entitlements to compare ({edges})"
+        );
+    }
 }
