@@ -187,6 +187,18 @@ impl Pinning {
         connector: &str,
         tools: &Arc<Vec<Value>>,
     ) -> Result<(), StoreError> {
+        {
+            // The same definitions as the list checked last (concurrent re-fetches after a
+            // restart or TTL each bring their own copy): nothing to look up again.
+            let mut s = self.state.lock().unwrap();
+            if s.checked
+                .get(connector)
+                .is_some_and(|prev| **prev == **tools)
+            {
+                s.checked.insert(connector.to_string(), tools.clone());
+                return Ok(());
+            }
+        }
         let approved = self.approved(connector).await?;
         let sighted: Vec<String> = match &self.store {
             Some(st) => st
