@@ -7,41 +7,9 @@ use serde_json::{Value, json};
 use warden_store::context::{HandoffTask, StoredEntry};
 use warden_store::{Durability, Store};
 
-#[derive(Clone, Copy)]
-enum Db {
-    Sqlite,
-    Postgres,
-}
-
-async fn new_store(db: Db) -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = match db {
-        Db::Sqlite => Store::open(&dir.path().join("w.db"), Durability::Normal)
-            .await
-            .unwrap(),
-        Db::Postgres => {
-            let admin_url = std::env::var("WARDEN_TEST_POSTGRES_URL")
-                .unwrap_or_else(|_| "postgres://warden:warden@127.0.0.1:5432/postgres".into());
-            sqlx::any::install_default_drivers();
-            let admin = sqlx::AnyPool::connect(&admin_url).await.unwrap_or_else(|e| {
-                panic!("PostgreSQL is not reachable at {admin_url} ({e}); run `bash scripts/deps.d/40-gateway.sh` (CI does)")
-            });
-            let mut b = [0u8; 6];
-            getrandom::fill(&mut b).unwrap();
-            let name = format!("warden_t_{}", hex::encode(b));
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&admin)
-                .await
-                .unwrap();
-            admin.close().await;
-            let base = admin_url.rsplit_once('/').unwrap().0;
-            Store::connect_url(&format!("{base}/{name}"), Durability::Full)
-                .await
-                .unwrap()
-        }
-    };
-    (dir, store)
-}
+#[path = "support/mod.rs"]
+mod support;
+use support::{Db, new_store};
 
 fn task(id: &str, expires_ms: i64) -> HandoffTask {
     HandoffTask {
@@ -83,7 +51,7 @@ async fn count(st: &Store, table: &str) -> i64 {
 }
 
 async fn contract(db: Db) {
-    let (_d, st) = new_store(db).await;
+    let (_d, st) = new_store(db, Durability::Normal).await;
     let nested = json!({"amount": 12.5, "lines": [1, 2], "note": "naïve ✓"});
     st.insert_handoff(
         &task("t1", 10_000),
