@@ -169,6 +169,23 @@ fn map_strings(v: Value, f: &dyn Fn(&str) -> String) -> Value {
     }
 }
 
+/// Completes a list record: outcome `ok`, or `degraded` naming the upstreams that failed,
+/// and how many items the agent was shown.
+fn record_list(ev: &mut AuditEvent, shown: usize, degraded: Map<String, Value>) {
+    ev.outcome = Some(
+        if degraded.is_empty() {
+            "ok"
+        } else {
+            "degraded"
+        }
+        .into(),
+    );
+    ev.detail.insert("shown".into(), Value::from(shown));
+    if !degraded.is_empty() {
+        ev.detail.insert("degraded".into(), Value::Object(degraded));
+    }
+}
+
 fn random_hex(bytes: usize) -> String {
     let mut b = vec![0u8; bytes];
     let _ = getrandom::fill(&mut b);
@@ -609,18 +626,7 @@ impl Gateway {
         self.handoff_tools(who, session, &mut tools);
         let mut ev = self.event("list", Some(who), session.map(|s| s.as_ref()));
         ev.method = Some("tools/list".into());
-        ev.outcome = Some(
-            if degraded.is_empty() {
-                "ok"
-            } else {
-                "degraded"
-            }
-            .into(),
-        );
-        ev.detail.insert("shown".into(), Value::from(tools.len()));
-        if !degraded.is_empty() {
-            ev.detail.insert("degraded".into(), Value::Object(degraded));
-        }
+        record_list(&mut ev, tools.len(), degraded);
         if !missing.is_empty() {
             ev.detail
                 .insert("not_served_upstream".into(), Value::Array(missing));

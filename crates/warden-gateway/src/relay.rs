@@ -439,18 +439,7 @@ impl Gateway {
                 items.push(it);
             }
         }
-        ev.outcome = Some(
-            if degraded.is_empty() {
-                "ok"
-            } else {
-                "degraded"
-            }
-            .into(),
-        );
-        ev.detail.insert("shown".into(), Value::from(items.len()));
-        if !degraded.is_empty() {
-            ev.detail.insert("degraded".into(), Value::Object(degraded));
-        }
+        super::record_list(&mut ev, items.len(), degraded);
         self.audit.append_nowait(&ev).await;
         ok(id, json!({ key: items }))
     }
