@@ -169,6 +169,28 @@ fn map_strings(v: Value, f: &dyn Fn(&str) -> String) -> Value {
     }
 }
 
+/// Collects answers fetched from several connectors at once: the ones that answered, and the
+/// error text of each that failed (a failing upstream degrades only its own items).
+async fn per_connector<T: 'static>(
+    mut set: tokio::task::JoinSet<(String, Result<T, GatewayError>)>,
+) -> (BTreeMap<String, T>, Map<String, Value>) {
+    let mut served = BTreeMap::new();
+    let mut degraded = Map::new();
+    while let Some(r) = set.join_next().await {
+        if let Ok((cid, res)) = r {
+            match res {
+                Ok(items) => {
+                    served.insert(cid, items);
+                }
+                Err(e) => {
+                    degraded.insert(cid, Value::String(e.to_string()));
+                }
+            }
+        }
+    }
+    (served, degraded)
+}
+
 /// Completes a list record: outcome `ok`, or `degraded` naming the upstreams that failed,
 /// and how many items the agent was shown.
 fn record_list(ev: &mut AuditEvent, shown: usize, degraded: Map<String, Value>) {
@@ -385,6 +407,14 @@ impl Gateway {
         )
     }
 
+    /// Records `ev` as a request rejected for invalid parameters and answers `-32602`.
+    async fn reject_invalid_params(&self, ev: &mut AuditEvent, id: &Value, message: &str) -> Value {
+        ev.kind = "rejected".into();
+        ev.outcome = Some("invalid_params".into());
+        self.audit.append_nowait(ev).await;
+        error(id, codes::INVALID_PARAMS, message, None)
+    }
+
     /// An audit event about `who` in `session`.
     pub fn event(
         &self,
@@ -588,20 +618,7 @@ impl Gateway {
                 set.spawn(async move { (cid, up.tools().await) });
             }
         }
-        let mut served: BTreeMap<String, Arc<Vec<Value>>> = BTreeMap::new();
-        let mut degraded = Map::new();
-        while let Some(r) = set.join_next().await {
-            if let Ok((cid, res)) = r {
-                match res {
-                    Ok(t) => {
-                        served.insert(cid, t);
-                    }
-                    Err(e) => {
-                        degraded.insert(cid, Value::String(e.to_string()));
-                    }
-                }
-            }
-        }
+        let (served, mut degraded) = per_connector(set).await;
         let (served, quarantined) = self.pinning.filter_lists(self, served, &mut degraded).await;
         let mut tools = Vec::new();
         let mut missing = Vec::new();
@@ -726,15 +743,13 @@ impl Gateway {
         let tainted = session.is_some_and(|s| s.tainted.load(Ordering::Acquire));
         ev.tainted = Some(tainted);
         if name.is_empty() || !args.is_object() {
-            ev.kind = "rejected".into();
-            ev.outcome = Some("invalid_params".into());
-            self.audit.append_nowait(&ev).await;
-            return error(
-                id,
-                codes::INVALID_PARAMS,
-                "Invalid params: tools/call needs a `name` and object `arguments`",
-                None,
-            );
+            return self
+                .reject_invalid_params(
+                    &mut ev,
+                    id,
+                    "Invalid params: tools/call needs a `name` and object `arguments`",
+                )
+                .await;
         }
         // Resolve connector.tool; anything undeclared is denied (default deny).
         let tr = ToolRef::parse(&name);

@@ -349,20 +349,7 @@ impl Gateway {
                 set.spawn(async move { (cid, Gateway::list_all(&up, method, key).await) });
             }
         }
-        let mut served = BTreeMap::new();
-        let mut degraded = Map::new();
-        while let Some(r) = set.join_next().await {
-            if let Ok((cid, res)) = r {
-                match res {
-                    Ok(items) => {
-                        served.insert(cid, items);
-                    }
-                    Err(e) => {
-                        degraded.insert(cid, Value::String(e.to_string()));
-                    }
-                }
-            }
-        }
+        let (served, degraded) = super::per_connector(set).await;
         for (cid, items) in &served {
             for it in items {
                 if let Some(u) = it.get("uri").and_then(Value::as_str) {
@@ -411,15 +398,13 @@ impl Gateway {
         let mut ev = self.event("list", Some(who), session.map(|s| s.as_ref()));
         ev.method = Some(method.into());
         if params.get("cursor").is_some_and(|c| !c.is_null()) {
-            ev.kind = "rejected".into();
-            ev.outcome = Some("invalid_params".into());
-            self.audit.append_nowait(&ev).await;
-            return error(
-                id,
-                codes::INVALID_PARAMS,
-                "Invalid params: unknown cursor (the gateway answers every item in one page)",
-                None,
-            );
+            return self
+                .reject_invalid_params(
+                    &mut ev,
+                    id,
+                    "Invalid params: unknown cursor (the gateway answers every item in one page)",
+                )
+                .await;
         }
         let (key, capability) = match method {
             "resources/list" => ("resources", "resources"),
@@ -558,15 +543,13 @@ impl Gateway {
             .and_then(Value::as_str)
             .map(str::to_string)
         else {
-            ev.kind = "rejected".into();
-            ev.outcome = Some("invalid_params".into());
-            self.audit.append_nowait(&ev).await;
-            return error(
-                id,
-                codes::INVALID_PARAMS,
-                &format!("Invalid params: {method} needs a string `uri`"),
-                None,
-            );
+            return self
+                .reject_invalid_params(
+                    &mut ev,
+                    id,
+                    &format!("Invalid params: {method} needs a string `uri`"),
+                )
+                .await;
         };
         ev.detail.insert("uri".into(), Value::String(uri.clone()));
         ev.args_digest = Some(digest(&json!({ "uri": uri })));
@@ -639,15 +622,13 @@ impl Gateway {
         ev.args_digest = Some(digest(&args));
         ev.args = Some(self.redact_args(&args));
         if name.is_empty() || !args.is_object() {
-            ev.kind = "rejected".into();
-            ev.outcome = Some("invalid_params".into());
-            self.audit.append_nowait(&ev).await;
-            return error(
-                id,
-                codes::INVALID_PARAMS,
-                "Invalid params: prompts/get needs a `name` and object `arguments`",
-                None,
-            );
+            return self
+                .reject_invalid_params(
+                    &mut ev,
+                    id,
+                    "Invalid params: prompts/get needs a `name` and object `arguments`",
+                )
+                .await;
         }
         let Some((cid, prompt)) = self.route_prompt(&who.agent, &name) else {
             let reason = format!(
@@ -737,15 +718,7 @@ impl Gateway {
                 self.route_uri(&who.agent, uri).await
             }
             _ => {
-                ev.kind = "rejected".into();
-                ev.outcome = Some("invalid_params".into());
-                self.audit.append_nowait(&ev).await;
-                return error(
-                    id,
-                    codes::INVALID_PARAMS,
-                    "Invalid params: completion/complete needs a `ref` of type ref/prompt or ref/resource",
-                    None,
-                );
+                return self.reject_invalid_params(&mut ev, id, "Invalid params: completion/complete needs a `ref` of type ref/prompt or ref/resource").await;
             }
         };
         let Some(cid) = routed else {
