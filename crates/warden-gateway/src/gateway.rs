@@ -100,6 +100,38 @@ impl Session {
     }
 }
 
+/// A request registered for `notifications/cancelled` in its session: `receiver` gets the
+/// client's reason (None without a session); dropping the registration removes it.
+pub(crate) struct Cancellable<'a> {
+    session: Option<&'a Session>,
+    key: String,
+    pub(crate) receiver: Option<oneshot::Receiver<String>>,
+}
+
+impl<'a> Cancellable<'a> {
+    pub(crate) fn register(session: Option<&'a Arc<Session>>, id: &Value) -> Cancellable<'a> {
+        let key = id.to_string();
+        let receiver = session.map(|s| {
+            let (tx, rx) = oneshot::channel();
+            s.inflight.lock().unwrap().insert(key.clone(), tx);
+            rx
+        });
+        Cancellable {
+            session: session.map(|s| s.as_ref()),
+            key,
+            receiver,
+        }
+    }
+}
+
+impl Drop for Cancellable<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.session {
+            s.inflight.lock().unwrap().remove(&self.key);
+        }
+    }
+}
+
 /// Sessions idle this long are forgotten (their client must initialise again).
 pub const SESSION_IDLE_MS: i64 = 60 * 60 * 1000;
 
@@ -816,15 +848,14 @@ impl Gateway {
                 // `notifications/cancelled` ends the hold: a call its agent gave up on must
                 // not run when the approval arrives later. The approval request stays
                 // pending, so a retry of the same call can still use it.
-                let (cancel_tx, cancel_rx) = oneshot::channel::<String>();
-                let key = id.to_string();
-                if let Some(s) = session {
-                    s.inflight.lock().unwrap().insert(key.clone(), cancel_tx);
-                }
+                let mut registered = Cancellable::register(session, id);
                 let cancelled = async {
-                    match cancel_rx.await {
-                        Ok(reason) => reason,
-                        Err(_) => std::future::pending().await,
+                    match registered.receiver.take() {
+                        Some(rx) => match rx.await {
+                            Ok(reason) => reason,
+                            Err(_) => std::future::pending().await,
+                        },
+                        None => std::future::pending().await,
                     }
                 };
                 let held = tokio::select! {
@@ -847,9 +878,7 @@ impl Gateway {
                         Err(error(id, codes::INTERNAL, "the call was cancelled while it waited for approval; the approval request stays open for a retry", None))
                     }
                 };
-                if let Some(s) = session {
-                    s.inflight.lock().unwrap().remove(&key);
-                }
+                drop(registered);
                 match held {
                     Ok(a) => approved_args = Some(a),
                     Err(reply) => {
@@ -920,18 +949,12 @@ impl Gateway {
             // Exactly the arguments that were approved.
             params["arguments"] = a;
         }
-        let (cancel_tx, cancel_rx) = oneshot::channel();
-        let key = id.to_string();
-        if let Some(s) = session {
-            s.inflight.lock().unwrap().insert(key.clone(), cancel_tx);
-        }
+        let mut registered = Cancellable::register(session, id);
         let forwarded_at = Instant::now();
         let result = up
-            .request("tools/call", params, sink, session.map(|_| cancel_rx))
+            .request("tools/call", params, sink, registered.receiver.take())
             .await;
-        if let Some(s) = session {
-            s.inflight.lock().unwrap().remove(&key);
-        }
+        drop(registered);
         drop(permits);
         let upstream_ms = forwarded_at.elapsed().as_secs_f64() * 1000.0;
         let mut out = self.event("outcome", Some(who), session.map(|s| s.as_ref()));

@@ -467,18 +467,9 @@ impl Gateway {
                 message: "no upstream".into(),
             });
         };
-        let (cancel_tx, cancel_rx) = oneshot::channel();
-        let key = id.to_string();
-        if let Some(s) = session {
-            s.inflight.lock().unwrap().insert(key.clone(), cancel_tx);
-        }
-        let r = up
-            .request(method, params, None, session.map(|_| cancel_rx))
-            .await;
-        if let Some(s) = session {
-            s.inflight.lock().unwrap().remove(&key);
-        }
-        r
+        let mut registered = super::Cancellable::register(session, id);
+        up.request(method, params, None, registered.receiver.take())
+            .await
     }
 
     /// Relays an upstream answer, inspecting a successful result's content. Fills the
