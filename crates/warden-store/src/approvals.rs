@@ -396,22 +396,7 @@ impl Store {
 
     /// Revokes an approver token by id; returns its human. Revoking twice keeps the first time.
     pub async fn revoke_approver_token(&self, id: &str) -> Result<String, StoreError> {
-        let human: Option<String> =
-            sqlx::query_scalar("SELECT human FROM approver_tokens WHERE id = $1")
-                .bind(id)
-                .fetch_optional(self.pool())
-                .await?;
-        let Some(human) = human else {
-            return Err(StoreError::NoSuchToken(id.to_string()));
-        };
-        sqlx::query(
-            "UPDATE approver_tokens SET revoked_ms = $1 WHERE id = $2 AND revoked_ms IS NULL",
-        )
-        .bind(now_ms())
-        .bind(id)
-        .execute(self.pool())
-        .await?;
-        Ok(human)
+        self.revoke_by_id("approver_tokens", "human", id).await
     }
 
     /// The approver a presented admin API token belongs to, when valid.

@@ -141,18 +141,34 @@ impl Store {
 
     /// Revokes a token by id; returns its agent. Revoking twice is not an error.
     pub async fn revoke_token(&self, id: &str) -> Result<String, StoreError> {
-        let row = sqlx::query("SELECT agent FROM tokens WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
-        let Some(row) = row else {
+        self.revoke_by_id("tokens", "agent", id).await
+    }
+
+    /// Marks the row `id` of a token table (`tokens`, `approver_tokens`) revoked and returns
+    /// its holder (`owner_column`); revoking twice keeps the first time.
+    pub(crate) async fn revoke_by_id(
+        &self,
+        table: &'static str,
+        owner_column: &'static str,
+        id: &str,
+    ) -> Result<String, StoreError> {
+        // Table and column names are constants of this crate; the id is bound.
+        let owner: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT {owner_column} FROM {table} WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(owner) = owner else {
             return Err(StoreError::NoSuchToken(id.to_string()));
         };
-        sqlx::query("UPDATE tokens SET revoked_ms = $1 WHERE id = $2 AND revoked_ms IS NULL")
-            .bind(now_ms())
-            .bind(id)
-            .execute(self.pool())
-            .await?;
-        Ok(row.try_get("agent")?)
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {table} SET revoked_ms = $1 WHERE id = $2 AND revoked_ms IS NULL"
+        )))
+        .bind(now_ms())
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(owner)
     }
 }
