@@ -254,11 +254,8 @@ async fn append_after_head(
     } else {
         // Several statements must commit together.
         sqlx::query("BEGIN").execute(&mut *conn).await?;
-        if let Err(e) = insert_rows(conn, &rows).await {
-            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-            return Err(e.into());
-        }
-        sqlx::query("COMMIT").execute(&mut *conn).await?;
+        let inserted = insert_rows(conn, &rows).await.map_err(StoreError::from);
+        finish(conn, inserted).await?;
     }
     Ok(receipts(&rows))
 }
@@ -299,16 +296,28 @@ async fn append_batch(
         Ok::<_, StoreError>(receipts(&rows))
     }
     .await;
-    match result {
-        Ok(r) => {
-            sqlx::query("COMMIT").execute(&mut *conn).await?;
-            Ok(r)
-        }
-        Err(e) => {
-            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-            Err(e)
-        }
+    finish(conn, result).await
+}
+
+/// Ends the open transaction: COMMIT after `result` succeeded, ROLLBACK otherwise or when
+/// the COMMIT itself fails, so the writer's connection never stays inside a transaction
+/// (its next BEGIN would fail and every later append with it).
+async fn finish<T>(
+    conn: &mut AnyConnection,
+    result: Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let committed = match result {
+        Ok(r) => sqlx::query("COMMIT")
+            .execute(&mut *conn)
+            .await
+            .map(|_| r)
+            .map_err(StoreError::from),
+        Err(e) => Err(e),
+    };
+    if committed.is_err() {
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
     }
+    committed
 }
 
 type ReplyTo = Option<oneshot::Sender<Result<Receipt, String>>>;
