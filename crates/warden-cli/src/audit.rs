@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
-use warden_store::{AuditRecord, Durability};
+use warden_store::AuditRecord;
 
 use crate::output::{self, Format};
 use crate::up::{StoreArgs, runtime};
@@ -109,7 +109,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
                 expect_head,
                 format,
             } => {
-                let st = match store.open(true, Durability::Full).await {
+                let st = match store.open_audit().await {
                     Ok(s) => s,
                     Err(e) => {
                         eprintln!("error: {e:#}");
@@ -144,7 +144,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
                 follow,
                 format,
             } => {
-                let st = match store.open(true, Durability::Full).await {
+                let st = match store.open_audit().await {
                     Ok(s) => s,
                     Err(e) => {
                         eprintln!("error: {e:#}");
@@ -188,7 +188,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
                 store,
                 format: ExportFormat::Jsonl,
             } => {
-                let st = match store.open(true, Durability::Full).await {
+                let st = match store.open_audit().await {
                     Ok(s) => s,
                     Err(e) => {
                         eprintln!("error: {e:#}");

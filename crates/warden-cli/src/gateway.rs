@@ -56,7 +56,8 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     rt.block_on(async move {
         let st = store.open(false, Durability::Full).await?;
-        let writer = st.audit_writer().await?;
+        let (writer, recovered) = st.journaled_audit_writer(&store.journal_dir()).await?;
+        crate::up::report_recovered(&recovered);
         let gate = crate::approvals::gate(&inv, &st, &store)?;
         let gw = Arc::new(
             Gateway::new(inv.clone(), decider, writer, GatewayOptions::default())
@@ -71,6 +72,7 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         warden_gateway::stdio::serve(gw.clone(), who, tokio::io::stdin(), tokio::io::stdout())
             .await?;
         gw.shutdown().await;
+        gw.audit().close().await;
         st.close().await;
         Ok(output::EXIT_OK)
     })

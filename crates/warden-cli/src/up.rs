@@ -10,7 +10,7 @@ use clap::Args;
 use warden_core::Inventory;
 use warden_gateway::{Gateway, GatewayOptions};
 use warden_server::{AppState, ServerOptions};
-use warden_store::{Durability, Store};
+use warden_store::{Durability, RecoveredJournal, Store};
 
 use crate::output::{self, Format};
 
@@ -33,11 +33,36 @@ impl StoreArgs {
             .unwrap_or_else(|| self.dir.join(".warden").join("warden.db"))
     }
 
+    /// Where gateway processes on this store keep their audit journals: beside the SQLite
+    /// file, or under `DIR/.warden/` for PostgreSQL (each replica's host has its own).
+    pub fn journal_dir(&self) -> PathBuf {
+        if self.postgres_url().is_some() {
+            return self.dir.join(".warden").join("audit-journal");
+        }
+        let mut p = self.db_path().into_os_string();
+        p.push(".audit-journal");
+        p.into()
+    }
+
+    fn postgres_url(&self) -> Option<&str> {
+        self.db
+            .as_ref()
+            .and_then(|p| p.to_str())
+            .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
+    }
+
+    /// Opens the store for reading the audit trail: first copies into the chain what
+    /// stopped gateway processes left in their journals.
+    pub async fn open_audit(&self) -> anyhow::Result<Store> {
+        let st = self.open(true, Durability::Full).await?;
+        let recovered = st.recover_audit_journals(&self.journal_dir()).await?;
+        report_recovered(&recovered);
+        Ok(st)
+    }
+
     /// Opens the store; `must_exist` refuses to create a new, empty one.
     pub async fn open(&self, must_exist: bool, durability: Durability) -> anyhow::Result<Store> {
-        if let Some(url) = self.db.as_ref().and_then(|p| p.to_str())
-            && (url.starts_with("postgres://") || url.starts_with("postgresql://"))
-        {
+        if let Some(url) = self.postgres_url() {
             return Ok(Store::connect_url(url, durability).await?);
         }
         let path = self.db_path();
@@ -48,6 +73,17 @@ impl StoreArgs {
             );
         }
         Ok(Store::open(&path, durability).await?)
+    }
+}
+
+/// Says on stderr what was recovered from stopped processes' audit journals.
+pub fn report_recovered(recovered: &[RecoveredJournal]) {
+    for r in recovered.iter().filter(|r| r.records > 0) {
+        eprintln!(
+            "warden: recovered {} audit record(s) from {} (a gateway process that stopped before copying them into the store)",
+            r.records,
+            r.path.display()
+        );
     }
 }
 
@@ -93,7 +129,10 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     rt.block_on(async move {
         let store = args.store.open(false, args.durability).await?;
-        let writer = store.audit_writer().await?;
+        let (writer, recovered) = store
+            .journaled_audit_writer(&args.store.journal_dir())
+            .await?;
+        report_recovered(&recovered);
         let gate = crate::approvals::gate(&inv, &store, &args.store)?;
         let gw = Arc::new(
             Gateway::new(inv.clone(), decider, writer, GatewayOptions::default())
@@ -153,7 +192,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         let mut ev = gw.event("gateway", None, None);
         ev.outcome = Some("stopped".into());
         gw.audit().append(&ev).await?;
-        gw.audit().flush().await;
+        gw.audit().close().await;
         store.close().await;
         eprintln!("warden: stopped; audit trail flushed");
         Ok(output::EXIT_OK)

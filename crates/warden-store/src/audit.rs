@@ -16,7 +16,11 @@ use sha2::{Digest, Sha256};
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 use sqlx::{Connection, Row};
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+
+use crate::journal::Journal;
 
 use crate::canonical::canonical_json;
 use crate::{Backend, Store, StoreError};
@@ -238,33 +242,56 @@ fn receipts(rows: &[NewRow]) -> Vec<Receipt> {
         .collect()
 }
 
+/// Advances a journal's `copied_through` (inside the transaction that copied the records).
+async fn advance_checkpoint(
+    conn: &mut AnyConnection,
+    checkpoint: Option<(&str, u64)>,
+) -> Result<(), StoreError> {
+    if let Some((journal, through)) = checkpoint {
+        sqlx::query("UPDATE audit_journal SET copied_through = $1 WHERE journal = $2")
+            .bind(through as i64)
+            .bind(journal)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// The fast path of the writer: chains `events` onto the head this writer last wrote and
-/// inserts them in one statement, outside an explicit transaction (one round trip to the
-/// database). `seq` is the primary key, so if anyone else appended since (the CLI, another
-/// replica) the statement fails as a whole on the duplicate `seq` and nothing is written;
-/// the caller then takes the locked path, which reads the real head.
+/// inserts them with as few statements as possible. `seq` is the primary key, so if anyone
+/// else appended since (the CLI, another replica) the insert fails on the duplicate `seq`
+/// and nothing is written; the caller then takes the locked path, which reads the real head.
+/// A single statement with no journal checkpoint needs no explicit transaction (one round
+/// trip to the database).
 async fn append_after_head(
     conn: &mut AnyConnection,
     head: (i64, &str),
     events: &[Value],
+    checkpoint: Option<(&str, u64)>,
 ) -> Result<Vec<Receipt>, StoreError> {
     let rows = chain_rows(head, events);
-    if rows.len() <= ROWS_PER_STATEMENT {
+    if rows.len() <= ROWS_PER_STATEMENT && checkpoint.is_none() {
         insert_rows(conn, &rows).await?;
     } else {
         // Several statements must commit together.
         sqlx::query("BEGIN").execute(&mut *conn).await?;
-        let inserted = insert_rows(conn, &rows).await.map_err(StoreError::from);
+        let inserted = async {
+            insert_rows(conn, &rows).await?;
+            advance_checkpoint(conn, checkpoint).await
+        }
+        .await;
         finish(conn, inserted).await?;
     }
     Ok(receipts(&rows))
 }
 
-/// The locked path: takes the write lock, reads the head, appends `events` after it.
-async fn append_batch(
+/// The locked path: takes the write lock, reads the head, appends `events` after it (and
+/// advances a journal's checkpoint in the same transaction).
+pub(crate) async fn append_locked(
     conn: &mut AnyConnection,
     backend: Backend,
     events: &[Value],
+    checkpoint: Option<(&str, u64)>,
 ) -> Result<Vec<Receipt>, StoreError> {
     // Take the write lock before reading the head, so a second writer (another process,
     // another replica) cannot fork the chain.
@@ -293,6 +320,7 @@ async fn append_batch(
         };
         let rows = chain_rows((seq, &prev), events);
         insert_rows(conn, &rows).await?;
+        advance_checkpoint(conn, checkpoint).await?;
         Ok::<_, StoreError>(receipts(&rows))
     }
     .await;
@@ -323,63 +351,139 @@ async fn finish<T>(
 type ReplyTo = Option<oneshot::Sender<Result<Receipt, String>>>;
 
 enum Cmd {
-    Append(Value, ReplyTo),
+    Append {
+        event: Value,
+        /// Its number in the writer's journal.
+        n: Option<u64>,
+        reply: ReplyTo,
+        /// A place in the bounded queue, given back once the record is in the store.
+        _room: OwnedSemaphorePermit,
+    },
     Flush(oneshot::Sender<()>),
+    /// Copy everything queued, retire the journal, stop.
+    Close(oneshot::Sender<()>),
 }
 
-/// Group-commit appender: a task owning one connection. Every queued record is written in
-/// one transaction; callers of [`AuditWriter::append`] get their receipt once it committed.
-#[derive(Clone, Debug)]
+/// Group-commit appender: a task owning one connection, appending every queued record to
+/// the chain in one transaction.
+///
+/// Without a journal ([`Store::audit_writer`]) [`AuditWriter::append`] returns once the
+/// record is committed. With one ([`Store::journaled_audit_writer`], what the gateway uses)
+/// it returns once the record is durable in the journal, and the task copies records into
+/// the store in batches every [`JOURNAL_BATCH_WINDOW`], off the call's path.
+#[derive(Clone)]
 pub struct AuditWriter {
-    tx: mpsc::Sender<Cmd>,
+    tx: mpsc::UnboundedSender<Cmd>,
+    room: Arc<Semaphore>,
+    journal: Option<Arc<Journal>>,
 }
 
-impl std::fmt::Debug for Cmd {
+impl std::fmt::Debug for AuditWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Cmd")
+        f.debug_struct("AuditWriter")
+            .field("journal", &self.journal)
+            .finish()
     }
 }
 
 /// Most records committed in one transaction.
 const MAX_BATCH: usize = 1024;
+/// Most records queued and not yet in the store; appends wait for room beyond it.
+const MAX_QUEUED: usize = 65_536;
+/// With a journal, how long the writer collects records before copying them (they are
+/// already durable, so this only trades store freshness for fewer wake-ups on the host).
+pub const JOURNAL_BATCH_WINDOW: Duration = Duration::from_millis(5);
+
+struct Pending {
+    event: Value,
+    n: Option<u64>,
+    reply: ReplyTo,
+    _room: OwnedSemaphorePermit,
+}
 
 impl AuditWriter {
-    pub(crate) fn start(mut conn: AnyConnection, backend: Backend) -> AuditWriter {
-        let (tx, mut rx) = mpsc::channel::<Cmd>(65_536);
+    pub(crate) fn start(
+        mut conn: AnyConnection,
+        backend: Backend,
+        journal: Option<Arc<Journal>>,
+    ) -> AuditWriter {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Cmd>();
+        let j = journal.clone();
         tokio::spawn(async move {
-            let mut batch: Vec<(Value, ReplyTo)> = Vec::new();
+            let journal = j;
+            let mut batch: Vec<Pending> = Vec::new();
             let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
+            let mut close: Option<oneshot::Sender<()>> = None;
             // (seq, hash) of the last record this writer committed.
             let mut head: Option<(i64, String)> = None;
-            while let Some(first) = rx.recv().await {
+            // The journal number of the last record copied into the store.
+            let mut copied = 0u64;
+            while close.is_none() {
+                let Some(first) = rx.recv().await else { break };
+                if journal.is_some() && matches!(first, Cmd::Append { .. }) {
+                    // Already durable: let more arrive and copy them together.
+                    tokio::time::sleep(JOURNAL_BATCH_WINDOW).await;
+                }
                 let mut next = Some(first);
                 while let Some(c) = next.take() {
                     match c {
-                        Cmd::Append(v, r) => batch.push((v, r)),
+                        Cmd::Append {
+                            event,
+                            n,
+                            reply,
+                            _room,
+                        } => batch.push(Pending {
+                            event,
+                            n,
+                            reply,
+                            _room,
+                        }),
                         Cmd::Flush(f) => flushes.push(f),
+                        Cmd::Close(c) => close = Some(c),
                     }
-                    if batch.len() < MAX_BATCH {
+                    if batch.len() < MAX_BATCH && close.is_none() {
                         next = rx.try_recv().ok();
                     }
                 }
-                if !batch.is_empty() {
-                    let events: Vec<Value> = batch.iter().map(|(v, _)| v.clone()).collect();
+                while !batch.is_empty() {
+                    let events: Vec<Value> = batch.iter().map(|p| p.event.clone()).collect();
+                    let through = batch.last().and_then(|p| p.n);
+                    let checkpoint = journal.as_ref().zip(through).map(|(j, n)| (j.id(), n));
                     // Fast path after the head this writer wrote last; the locked path
                     // when that is unknown or someone else appended meanwhile.
                     let mut result = match &head {
                         Some((seq, hash)) => {
-                            append_after_head(&mut conn, (*seq, hash), &events).await
+                            append_after_head(&mut conn, (*seq, hash), &events, checkpoint).await
                         }
                         None => Err(StoreError::WriterStopped),
                     };
-                    if result.is_err() {
-                        result = append_batch(&mut conn, backend, &events).await;
-                    }
-                    if result.is_err() {
-                        // One retry after a short pause (a concurrent writer holding the lock
-                        // beyond busy_timeout, a transient I/O error).
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        result = append_batch(&mut conn, backend, &events).await;
+                    // The locked path next; then, without a journal, one retry after a short
+                    // pause (a concurrent writer holding the lock beyond busy_timeout, a
+                    // transient I/O error). Journaled records are durable and must reach
+                    // the chain: keep trying with backoff (the database restarting), except
+                    // when closing, where they stay in the journal for the next start.
+                    let mut pause = Duration::from_millis(50);
+                    let mut attempts = 0;
+                    while result.is_err() {
+                        attempts += 1;
+                        let give_up = match journal {
+                            None => attempts > 2,
+                            Some(_) => close.is_some() && attempts > 3,
+                        };
+                        if attempts > 1 {
+                            if give_up {
+                                break;
+                            }
+                            if let (Err(e), Some(_)) = (&result, &journal) {
+                                eprintln!(
+                                    "warden: copying {} audit record(s) from the journal failed ({e}); retrying in {pause:?}",
+                                    events.len()
+                                );
+                            }
+                            tokio::time::sleep(pause).await;
+                            pause = (pause * 2).min(Duration::from_secs(5));
+                        }
+                        result = append_locked(&mut conn, backend, &events, checkpoint).await;
                     }
                     head = match &result {
                         Ok(r) => r.last().map(|r| (r.seq, r.hash.clone())),
@@ -387,16 +491,20 @@ impl AuditWriter {
                     };
                     match result {
                         Ok(receipts) => {
-                            for ((_, reply), receipt) in batch.drain(..).zip(receipts) {
-                                if let Some(reply) = reply {
+                            for (p, receipt) in batch.drain(..).zip(receipts) {
+                                if let Some(reply) = p.reply {
                                     let _ = reply.send(Ok(receipt));
                                 }
+                            }
+                            if let (Some(j), Some(n)) = (&journal, through) {
+                                j.copied(n);
+                                copied = n;
                             }
                         }
                         Err(e) => {
                             eprintln!("warden: audit append failed: {e}");
-                            for (_, reply) in batch.drain(..) {
-                                if let Some(reply) = reply {
+                            for p in batch.drain(..) {
+                                if let Some(reply) = p.reply {
                                     let _ = reply.send(Err(e.to_string()));
                                 }
                             }
@@ -407,22 +515,89 @@ impl AuditWriter {
                     let _ = f.send(());
                 }
             }
+            if let Some(j) = &journal
+                && j.retire(copied)
+            {
+                // Everything written was copied: nothing is left in the journal to recover.
+                let _ = sqlx::query("DELETE FROM audit_journal WHERE journal = $1")
+                    .bind(j.id())
+                    .execute(&mut conn)
+                    .await;
+            }
             let _ = conn.close().await;
+            if let Some(done) = close {
+                let _ = done.send(());
+            }
         });
-        AuditWriter { tx }
+        AuditWriter {
+            tx,
+            room: Arc::new(Semaphore::new(MAX_QUEUED)),
+            journal,
+        }
     }
 
-    /// Appends `event` and waits until it is durable.
-    pub async fn append(&self, event: &AuditEvent) -> Result<Receipt, StoreError> {
-        let v = serde_json::to_value(event).map_err(|e| StoreError::Corrupt {
+    fn to_value(event: &AuditEvent) -> Result<Value, StoreError> {
+        serde_json::to_value(event).map_err(|e| StoreError::Corrupt {
             seq: 0,
             message: e.to_string(),
-        })?;
-        let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Cmd::Append(v, Some(tx)))
+        })
+    }
+
+    /// Queues `event` (in the journal first, when there is one); returns the journal number.
+    async fn enqueue(&self, event: Value, reply: ReplyTo) -> Result<Option<u64>, StoreError> {
+        let room = self
+            .room
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| StoreError::WriterStopped)?;
+        match &self.journal {
+            Some(j) => {
+                let (n, sent) = j.write(event, |n, event| {
+                    self.tx.send(Cmd::Append {
+                        event,
+                        n: Some(n),
+                        reply,
+                        _room: room,
+                    })
+                })?;
+                sent.map_err(|_| StoreError::WriterStopped)?;
+                Ok(Some(n))
+            }
+            None => {
+                self.tx
+                    .send(Cmd::Append {
+                        event,
+                        n: None,
+                        reply,
+                        _room: room,
+                    })
+                    .map_err(|_| StoreError::WriterStopped)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Appends `event` and returns once it is durable: written to the journal (and synced,
+    /// with durability `full`) for a journaled writer, committed to the store otherwise.
+    pub async fn append(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        let v = Self::to_value(event)?;
+        if let Some(j) = &self.journal {
+            let n = self.enqueue(v, None).await?.unwrap_or(0);
+            return j.synced(n).await;
+        }
+        self.append_committed_value(v).await.map(|_| ())
+    }
+
+    /// Appends `event` and returns once it is committed to the store, with its place in
+    /// the chain.
+    pub async fn append_committed(&self, event: &AuditEvent) -> Result<Receipt, StoreError> {
+        self.append_committed_value(Self::to_value(event)?).await
+    }
+
+    async fn append_committed_value(&self, v: Value) -> Result<Receipt, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(v, Some(tx)).await?;
         match rx.await {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(msg)) => Err(StoreError::Corrupt {
@@ -433,18 +608,30 @@ impl AuditWriter {
         }
     }
 
-    /// Queues `event` without waiting for it to be durable (outcomes, list records).
+    /// Queues `event` without waiting for it to be durable (outcomes, list records); with
+    /// a journal it is still written there before this returns.
     /// [`AuditWriter::flush`] waits for everything queued before it.
     pub async fn append_nowait(&self, event: &AuditEvent) {
-        if let Ok(v) = serde_json::to_value(event) {
-            let _ = self.tx.send(Cmd::Append(v, None)).await;
+        if let Ok(v) = serde_json::to_value(event)
+            && let Err(e) = self.enqueue(v, None).await
+        {
+            eprintln!("warden: audit record not queued: {e}");
         }
     }
 
-    /// Waits until every record queued before this call is committed.
+    /// Waits until every record queued before this call is in the store.
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
-        if self.tx.send(Cmd::Flush(tx)).await.is_ok() {
+        if self.tx.send(Cmd::Flush(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Copies everything queued into the store, deletes the journal (nothing is left in it
+    /// to recover) and stops the writer: later appends fail.
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Cmd::Close(tx)).is_ok() {
             let _ = rx.await;
         }
     }
@@ -458,7 +645,7 @@ impl Store {
             message: e.to_string(),
         })?;
         let mut conn = self.pool().acquire().await?;
-        let mut r = append_batch(&mut conn, self.backend(), std::slice::from_ref(&v)).await?;
+        let mut r = append_locked(&mut conn, self.backend(), std::slice::from_ref(&v), None).await?;
         Ok(r.remove(0))
     }
 

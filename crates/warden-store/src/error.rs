@@ -29,6 +29,12 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("corrupt record {seq}: {message}")]
     Corrupt { seq: i64, message: String },
+    #[error("{}:{line}: {message}", path.display())]
+    Journal {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
     #[error("the audit writer has stopped")]
     WriterStopped,
     #[error("no token with id `{0}`")]

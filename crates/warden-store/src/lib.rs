@@ -20,6 +20,7 @@ pub mod audit;
 pub mod canonical;
 pub mod context;
 pub mod error;
+pub mod journal;
 pub mod pins;
 pub mod redact;
 pub mod schema;
@@ -31,6 +32,7 @@ pub use audit::{
 };
 pub use canonical::canonical_json;
 pub use error::StoreError;
+pub use journal::RecoveredJournal;
 pub use pins::{ApproveOutcome, SightingReason, ToolPin, ToolSighting};
 pub use tokens::{IssuedToken, TokenInfo, TokenLookup};
 
@@ -149,8 +151,28 @@ impl Store {
         &self.pool
     }
 
-    /// Starts the group-commit audit writer (one per process that appends at a high rate).
+    /// A second, independent connection pool to the same database (what another process
+    /// would have), bound to the calling async runtime.
+    pub async fn reconnect(&self) -> Result<Store, StoreError> {
+        Store::connect_url(&self.url, self.durability).await
+    }
+
+    /// The durability commits (and journal appends) wait for.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// Starts the group-commit audit writer (one per process that appends at a high rate);
+    /// an append returns once committed. The gateway uses
+    /// [`Store::journaled_audit_writer`] instead.
     pub async fn audit_writer(&self) -> Result<AuditWriter, StoreError> {
+        self.start_audit_writer(None).await
+    }
+
+    pub(crate) async fn start_audit_writer(
+        &self,
+        journal: Option<std::sync::Arc<journal::Journal>>,
+    ) -> Result<AuditWriter, StoreError> {
         let opts = AnyConnectOptions::from_str(&self.url)?;
         let mut conn: AnyConnection = opts.connect().await?;
         prepare(&mut conn, self.backend, self.durability).await?;
@@ -173,7 +195,7 @@ impl Store {
                 }
             });
         }
-        Ok(AuditWriter::start(conn, self.backend))
+        Ok(AuditWriter::start(conn, self.backend, journal))
     }
 
     /// Closes the pool (waits for connections to be returned).

@@ -35,6 +35,7 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
     (3, crate::pins::SCHEMA),
     (4, crate::context::SCHEMA),
     (5, crate::approvals::CONSOLE_SESSIONS_SCHEMA),
+    (6, crate::journal::SCHEMA),
 ];
 
 /// Applies every migration newer than the database's version.

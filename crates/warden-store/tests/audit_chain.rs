@@ -77,7 +77,7 @@ async fn concurrent_appends_from_many_tasks_form_one_chain(db: Db) {
             let mut seqs = Vec::new();
             for i in 0..50 {
                 let ev = AuditEvent::now("decision").with_detail("n", format!("{t}-{i}"));
-                seqs.push(w.append(&ev).await.unwrap().seq);
+                seqs.push(w.append_committed(&ev).await.unwrap().seq);
             }
             seqs
         }));
@@ -107,7 +107,7 @@ async fn two_writers_interleave_without_forking(db: Db) {
     for i in 0..30 {
         let w = if i % 3 == 0 { &b } else { &a };
         seqs.push(
-            w.append(&AuditEvent::now("decision").with_detail("i", i))
+            w.append_committed(&AuditEvent::now("decision").with_detail("i", i))
                 .await
                 .unwrap()
                 .seq,
