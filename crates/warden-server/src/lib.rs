@@ -131,6 +131,11 @@ pub async fn serve_with(
 ) -> Result<(), ServerError> {
     let gw = state.gateway.clone();
     let app = router(state).merge(extra);
+    // Answers go out as soon as they are written (no Nagle delay behind an unacknowledged
+    // segment, e.g. between the events of a streamed answer).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
