@@ -661,6 +661,23 @@ fn kill_9_under_load_leaves_a_verifiable_chain_with_every_answered_call_decided(
         decided > answered,
         "{answered} calls answered but only {decided} decisions durable"
     );
+    // The outcome is journaled before the answer leaves, so every answered call has one.
+    let outcomes = kinds(&audit, "outcome")
+        .into_iter()
+        .filter(|o| o["tool"] == "testkit.echo" && o["outcome"] == "ok")
+        .count();
+    assert!(
+        outcomes >= answered,
+        "{answered} calls answered but only {outcomes} outcomes durable"
+    );
+    // What the killed process had not copied yet was recovered by `audit verify`, and its
+    // journal deleted.
+    let mut journal_dir = db.clone().into_os_string();
+    journal_dir.push(".audit-journal");
+    let left: Vec<_> = std::fs::read_dir(&journal_dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "journals left behind: {left:?}");
 }
 
 #[test]

@@ -2,8 +2,10 @@
 //!
 //! - `hash_record`: canonical JSON + sha256 of a typical `decision` event (per record);
 //! - `redact_args`: credential redaction of typical tool arguments;
-//! - `append_one_*`: one durable append awaited (what a `tools/call` waits for before it is
-//!   forwarded), SQLite WAL with synchronous NORMAL and FULL;
+//! - `append_one_*`: one append committed to the store and awaited (writers without a
+//!   journal), SQLite WAL with synchronous NORMAL and FULL;
+//! - `journal_append_*`: one append made durable in the audit journal (what a gateway's
+//!   `tools/call` waits for before it is forwarded), `normal` (write) and `full` (fdatasync);
 //! - `append_64_concurrent_normal`: 64 callers appending at once (group commit: one
 //!   transaction for the batch), time for all 64.
 
@@ -46,6 +48,13 @@ fn redact_args(b: divan::Bencher) {
 }
 
 fn setup(d: Durability) -> (tokio::runtime::Runtime, tempfile::TempDir, AuditWriter) {
+    setup_with(d, false)
+}
+
+fn setup_with(
+    d: Durability,
+    journaled: bool,
+) -> (tokio::runtime::Runtime, tempfile::TempDir, AuditWriter) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -54,7 +63,14 @@ fn setup(d: Durability) -> (tokio::runtime::Runtime, tempfile::TempDir, AuditWri
     let dir = tempfile::tempdir().unwrap();
     let w = rt.block_on(async {
         let s = Store::open(&dir.path().join("b.db"), d).await.unwrap();
-        s.audit_writer().await.unwrap()
+        if journaled {
+            s.journaled_audit_writer(&dir.path().join("journal"))
+                .await
+                .unwrap()
+                .0
+        } else {
+            s.audit_writer().await.unwrap()
+        }
     });
     (rt, dir, w)
 }
@@ -87,4 +103,18 @@ fn append_64_concurrent_normal(b: divan::Bencher) {
             while set.join_next().await.is_some() {}
         })
     });
+}
+
+#[divan::bench(sample_count = 2000)]
+fn journal_append_normal(b: divan::Bencher) {
+    let (rt, _d, w) = setup_with(Durability::Normal, true);
+    let ev = event();
+    b.bench(|| rt.block_on(w.append(&ev)).unwrap());
+}
+
+#[divan::bench(sample_count = 200)]
+fn journal_append_full(b: divan::Bencher) {
+    let (rt, _d, w) = setup_with(Durability::Full, true);
+    let ev = event();
+    b.bench(|| rt.block_on(w.append(&ev)).unwrap());
 }

@@ -645,7 +645,8 @@ impl Store {
             message: e.to_string(),
         })?;
         let mut conn = self.pool().acquire().await?;
-        let mut r = append_locked(&mut conn, self.backend(), std::slice::from_ref(&v), None).await?;
+        let mut r =
+            append_locked(&mut conn, self.backend(), std::slice::from_ref(&v), None).await?;
         Ok(r.remove(0))
     }
 

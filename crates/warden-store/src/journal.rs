@@ -423,8 +423,11 @@ impl Store {
                     .fetch_optional(self.pool())
                     .await?;
             let copied = copied.unwrap_or(0).max(0) as u64;
-            let pending: Vec<&(u64, Value)> =
-                journal.records.iter().filter(|(n, _)| *n > copied).collect();
+            let pending: Vec<&(u64, Value)> = journal
+                .records
+                .iter()
+                .filter(|(n, _)| *n > copied)
+                .collect();
             let mut conn = self.pool().acquire().await?;
             for chunk in pending.chunks(RECOVERY_BATCH) {
                 let events: Vec<Value> = chunk.iter().map(|(_, v)| v.clone()).collect();
@@ -441,8 +444,10 @@ impl Store {
             if !pending.is_empty() {
                 let mut ev = crate::AuditEvent::now("journal");
                 ev.outcome = Some("recovered".into());
-                ev.detail.insert("journal".into(), journal.id.clone().into());
-                ev.detail.insert("records".into(), (pending.len() as u64).into());
+                ev.detail
+                    .insert("journal".into(), journal.id.clone().into());
+                ev.detail
+                    .insert("records".into(), (pending.len() as u64).into());
                 ev.reasons = vec![format!(
                     "{} record(s) a stopped gateway process had made durable in its journal were copied into the chain",
                     pending.len()

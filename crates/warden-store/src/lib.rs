@@ -9,7 +9,9 @@
 //! - The audit trail is append-only and hash-chained: each record's `hash` is
 //!   `sha256(prev_hash || canonical_json({"seq", "event"}))`. [`AuditWriter`] appends with
 //!   group commit (one transaction, one fsync for every queued record) and acknowledges a
-//!   record only once it is durable; [`Store::verify_audit`] recomputes the chain and names
+//!   record only once it is durable: committed, or, for the gateway's
+//!   [`Store::journaled_audit_writer`], written to the process's [`journal`] (copied into
+//!   the chain in batches; what a stopped process left is recovered exactly once); [`Store::verify_audit`] recomputes the chain and names
 //!   the first record that was modified, deleted, inserted or reordered.
 //! - Agent tokens are 32 random bytes shown once; only their sha256 is stored
 //!   ([`Store::issue_token`], [`Store::lookup_token`], [`Store::revoke_token`]).

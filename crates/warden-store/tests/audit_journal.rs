@@ -85,7 +85,11 @@ async fn journaled_appends_reach_the_chain_in_order_and_close_removes_the_journa
         let files = journals(&jdir);
         assert_eq!(files.len(), 1, "{files:?}");
         let text = std::fs::read_to_string(&files[0]).unwrap();
-        assert_eq!(text.lines().count(), 1 + 200, "header + one line per record");
+        assert_eq!(
+            text.lines().count(),
+            1 + 200,
+            "header + one line per record"
+        );
         writer.flush().await;
         let evs = events(&store).await;
         assert_eq!(evs.len(), 200);
@@ -151,7 +155,10 @@ async fn stopped_process_journal_is_recovered_exactly_once(db: Db) {
     let kinds: Vec<&str> = evs.iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["before", "decision", "decision", "journal"]);
     assert_eq!(
-        (evs[1]["detail"]["i"].as_i64(), evs[2]["detail"]["i"].as_i64()),
+        (
+            evs[1]["detail"]["i"].as_i64(),
+            evs[2]["detail"]["i"].as_i64()
+        ),
         (Some(4), Some(5))
     );
     assert_eq!(evs[3]["outcome"], "recovered");
@@ -160,7 +167,13 @@ async fn stopped_process_journal_is_recovered_exactly_once(db: Db) {
     assert!(!path.exists());
     assert_eq!(journal_rows(&store).await, 0);
     // Nothing is copied twice.
-    assert!(store.recover_audit_journals(&jdir).await.unwrap().is_empty());
+    assert!(
+        store
+            .recover_audit_journals(&jdir)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(events(&store).await.len(), 4);
 }
 
@@ -188,7 +201,11 @@ async fn killed_writer_leaves_a_journal_the_next_start_recovers(db: Db) {
     })
     .join()
     .unwrap();
-    assert_eq!(journals(&jdir).len(), 1, "the killed writer's journal stays");
+    assert_eq!(
+        journals(&jdir).len(),
+        1,
+        "the killed writer's journal stays"
+    );
     let (w, recovered) = store.journaled_audit_writer(&jdir).await.unwrap();
     assert_eq!(recovered.len(), 1);
     w.close().await;
@@ -210,7 +227,12 @@ async fn killed_writer_leaves_a_journal_the_next_start_recovers(db: Db) {
 async fn unreadable_line_stops_recovery_and_keeps_the_file(db: Db) {
     let (tmp, store) = new_store(db, Durability::Normal).await;
     let jdir = tmp.path().join("journal");
-    let path = orphan(&jdir, "cafe", 2, "this is not json\n{\"n\":4,\"event\":{}}\n");
+    let path = orphan(
+        &jdir,
+        "cafe",
+        2,
+        "this is not json\n{\"n\":4,\"event\":{}}\n",
+    );
     let err = store.recover_audit_journals(&jdir).await.unwrap_err();
     match &err {
         StoreError::Journal { path: p, line, .. } => {
@@ -230,10 +252,20 @@ async fn running_process_journal_is_left_alone(db: Db) {
     w.append(&AuditEvent::now("decision")).await.unwrap();
     let mine = journals(&jdir);
     assert_eq!(mine.len(), 1);
-    assert!(store.recover_audit_journals(&jdir).await.unwrap().is_empty());
+    assert!(
+        store
+            .recover_audit_journals(&jdir)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(journals(&jdir), mine);
     w.close().await;
-    assert_eq!(events(&store).await.len(), 1, "copied once, by its own writer");
+    assert_eq!(
+        events(&store).await.len(),
+        1,
+        "copied once, by its own writer"
+    );
 }
 
 both!(journaled_appends_reach_the_chain_in_order_and_close_removes_the_journal);
