@@ -5,6 +5,7 @@
 
 mod gateway_support;
 
+use std::io::{Read, Write};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -689,8 +690,29 @@ fn sigterm_stops_gracefully_and_records_the_stop() {
     let token = w.token("alpha");
     let mut a = Mcp::connect(w.addr, &token);
     a.call("testkit.echo", json!({"message": "x"}));
+    // An agent holding its `GET /mcp` stream open does not keep the gateway from stopping:
+    // the stream ends when shutdown starts.
+    let mut stream = std::net::TcpStream::connect(w.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /mcp HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nMcp-Session-Id: {}\r\nAccept: text/event-stream\r\n\r\n",
+        w.addr, a.session
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200", "{}", String::from_utf8_lossy(&head));
     let (dir, db) = (w.dir.clone(), w.db.clone());
     assert!(w.terminate().success());
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).unwrap();
+    assert!(
+        String::from_utf8_lossy(&rest).contains("text/event-stream"),
+        "the stream was open until shutdown ended it"
+    );
     let audit = audit_export(&dir, &db);
     let last = &audit.last().unwrap()["event"];
     assert_eq!(

@@ -621,3 +621,70 @@ fn poisoned_and_unapproved_tools_are_held_back_and_shadowing_is_flagged() {
     assert_eq!(out["calls"][0]["isError"], false, "{out}");
     assert!(listed(&out).contains(&"manual.define".to_string()));
 }
+
+#[test]
+fn an_upstream_list_changed_reaches_the_agent_on_its_get_stream_and_is_audited() {
+    require_deps();
+    let tmp = tempfile::tempdir().unwrap();
+    let flag = tmp.path().join("rugpull.flag");
+    write_org(
+        tmp.path(),
+        &format!(
+            r#"  - id: dict
+    mcp: {{ command: python3, args: ["{server}", rugpull, "{flag}"] }}
+    pin_on_first_sight: true
+    tools:
+      lookup: {{ effects: [read] }}
+      define: {{ effects: [read] }}"#,
+            server = rugpull_server(),
+            flag = flag.display()
+        ),
+        "dict.lookup, dict.define",
+    );
+    let w = Warden::start(tmp.path(), &[]);
+    let token = w.token("alpha");
+    // The Python SDK client opens `GET /mcp` by itself after initialize; the upstream's
+    // notification must come through it.
+    let out = Command::new(python())
+        .args([
+            fixture("listen_client.py"),
+            w.url(),
+            token,
+            flag.display().to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "listen client failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let v: Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(v["tools_list_changed"], true, "{v}");
+    assert_eq!(v["tools"], json!(["dict.define", "dict.lookup"]), "{v}");
+    assert!(
+        v["notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m == "notifications/tools/list_changed"),
+        "no list_changed reached the agent: {v}"
+    );
+    let (dir, db) = (w.dir.clone(), w.db.clone());
+    assert!(w.terminate().success());
+    let audit = audit_export(&dir, &db);
+    let forwarded: Vec<&Value> = events(&audit, "notification")
+        .into_iter()
+        .filter(|e| e["detail"]["connector"] == "dict")
+        .collect();
+    assert!(
+        forwarded
+            .iter()
+            .any(|e| e["detail"]["sessions"] == 1
+                && e["method"] == "notifications/tools/list_changed"),
+        "{forwarded:?}"
+    );
+}

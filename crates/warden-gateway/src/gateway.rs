@@ -28,7 +28,9 @@ use warden_store::{AuditEvent, AuditWriter};
 use crate::GatewayError;
 use crate::decide::{CallDecision, CallRequest, Decider, Outcome};
 use crate::limits::Limiter;
-use crate::upstream::{HttpSpec, NotifySink, StdioSpec, Upstream, UpstreamOptions};
+use crate::upstream::{
+    HttpSpec, ListChangedHook, NotifySink, StdioSpec, Upstream, UpstreamOptions,
+};
 
 /// Resources, prompts, completion and `server/discover` (a child module: it extends
 /// [`Gateway`]).
@@ -87,9 +89,36 @@ pub struct Session {
     inflight: Mutex<HashMap<String, oneshot::Sender<String>>>,
     /// Unix ms of the last request (idle sessions are dropped).
     last_used: std::sync::atomic::AtomicI64,
+    /// Where messages the agent did not ask for go (the `GET /mcp` stream, stdout for
+    /// `gateway stdio`): forwarded `list_changed` notifications.
+    listener: Mutex<Option<NotifySink>>,
 }
 
 impl Session {
+    /// Sends server-initiated messages to `sink` from now on (replacing an older stream,
+    /// which then ends).
+    pub fn set_listener(&self, sink: NotifySink) {
+        *self.listener.lock().unwrap() = Some(sink);
+    }
+
+    /// Stops sending server-initiated messages (the stream ends once nothing else holds it).
+    pub fn clear_listener(&self) {
+        *self.listener.lock().unwrap() = None;
+    }
+
+    /// Sends `msg` on the session's listener; false when it has none (or it went away).
+    pub fn notify(&self, msg: Value) -> bool {
+        let mut l = self.listener.lock().unwrap();
+        match l.as_ref().map(|tx| tx.send(msg)) {
+            Some(Ok(())) => true,
+            Some(Err(_)) => {
+                *l = None;
+                false
+            }
+            None => false,
+        }
+    }
+
     /// Marks the session tainted, recording `source` once.
     pub fn taint(&self, source: String) {
         self.tainted.store(true, Ordering::Release);
@@ -147,7 +176,7 @@ pub struct Gateway {
     decider: Arc<dyn Decider>,
     audit: AuditWriter,
     upstreams: BTreeMap<String, Arc<Upstream>>,
-    sessions: Mutex<HashMap<String, Arc<Session>>>,
+    sessions: Arc<Mutex<HashMap<String, Arc<Session>>>>,
     limiter: Limiter,
     request_prefix: String,
     request_counter: AtomicU64,
@@ -272,6 +301,53 @@ fn tool_error(id: &Value, text: &str, meta: Value) -> Value {
     )
 }
 
+/// Forwards an upstream's `notifications/*/list_changed`, unchanged, to every session with a
+/// listener whose agent policy could allow some tool of that connector, and records it
+/// (kind `notification`, the connector, how many sessions were told).
+fn list_changed_forwarder(
+    inv: Arc<Inventory>,
+    decider: Arc<dyn Decider>,
+    sessions: Arc<Mutex<HashMap<String, Arc<Session>>>>,
+    audit: AuditWriter,
+) -> ListChangedHook {
+    ListChangedHook(Arc::new(move |connector: &str, msg: &Value| {
+        let Some(c) = inv.connectors.get(connector) else {
+            return;
+        };
+        let live: Vec<Arc<Session>> = sessions.lock().unwrap().values().cloned().collect();
+        let mut sees: HashMap<String, bool> = HashMap::new();
+        let mut told = 0u64;
+        for s in live {
+            let visible = *sees.entry(s.agent.clone()).or_insert_with(|| {
+                c.tools.keys().any(|t| {
+                    decider.could_allow(
+                        &s.agent,
+                        &ToolRef {
+                            connector: connector.to_string(),
+                            tool: t.clone(),
+                        },
+                    )
+                })
+            });
+            if visible && s.notify(msg.clone()) {
+                told += 1;
+            }
+        }
+        let mut ev = AuditEvent::now("notification");
+        ev.method = msg
+            .get("method")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        ev.outcome = Some("forwarded".into());
+        ev.detail.insert("connector".into(), json!(connector));
+        ev.detail.insert("sessions".into(), json!(told));
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let audit = audit.clone();
+            rt.spawn(async move { audit.append_nowait(&ev).await });
+        }
+    }))
+}
+
 impl Gateway {
     /// Builds the gateway: one upstream per MCP connector of the inventory (nothing is
     /// started until first used).
@@ -285,6 +361,13 @@ impl Gateway {
         // Upstreams record the server requests they refuse, and check those they relay.
         opts.upstream.audit = Some(audit.clone());
         opts.upstream.server_request_guard = Some(relay::server_request_guard(&inv));
+        let sessions: Arc<Mutex<HashMap<String, Arc<Session>>>> = Arc::default();
+        opts.upstream.on_list_changed = Some(list_changed_forwarder(
+            inv.clone(),
+            decider.clone(),
+            sessions.clone(),
+            audit.clone(),
+        ));
         let mut upstreams = BTreeMap::new();
         for (id, c) in &inv.connectors {
             let up = match &c.mcp {
@@ -328,7 +411,7 @@ impl Gateway {
             decider,
             audit,
             upstreams,
-            sessions: Mutex::new(HashMap::new()),
+            sessions,
             limiter: Limiter::default(),
             request_prefix: random_hex(4),
             request_counter: AtomicU64::new(1),
@@ -381,6 +464,7 @@ impl Gateway {
             taint_sources: Mutex::new(Vec::new()),
             inflight: Mutex::new(HashMap::new()),
             last_used: std::sync::atomic::AtomicI64::new(now_ms()),
+            listener: Mutex::new(None),
         });
         let mut sessions = self.sessions.lock().unwrap();
         if sessions.len() >= 1024 {
@@ -407,7 +491,19 @@ impl Gateway {
 
     /// Ends a session (HTTP DELETE); false when unknown.
     pub fn end_session(&self, id: &str) -> bool {
-        self.sessions.lock().unwrap().remove(id).is_some()
+        let ended = self.sessions.lock().unwrap().remove(id);
+        if let Some(s) = &ended {
+            s.clear_listener();
+        }
+        ended.is_some()
+    }
+
+    /// Ends every session's `GET /mcp` stream (at shutdown: open streams would otherwise
+    /// keep the server waiting for their clients).
+    pub fn close_streams(&self) {
+        for s in self.sessions.lock().unwrap().values() {
+            s.clear_listener();
+        }
     }
 
     /// Stops every child process.

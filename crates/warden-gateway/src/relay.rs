@@ -260,12 +260,12 @@ impl Gateway {
     /// resources, prompts and completions when a visible connector announced them.
     pub(crate) async fn virtual_capabilities(&self, agent: &str) -> Value {
         let ups = self.upstream_capabilities(agent).await;
-        let mut caps = json!({"tools": {"listChanged": false}, "logging": {}});
+        let mut caps = json!({"tools": {"listChanged": true}, "logging": {}});
         if ups.values().any(|c| c.get("resources").is_some()) {
-            caps["resources"] = json!({"listChanged": false, "subscribe": false});
+            caps["resources"] = json!({"listChanged": true, "subscribe": false});
         }
         if ups.values().any(|c| c.get("prompts").is_some()) {
-            caps["prompts"] = json!({"listChanged": false});
+            caps["prompts"] = json!({"listChanged": true});
         }
         if ups.values().any(|c| c.get("completions").is_some()) {
             caps["completions"] = json!({});

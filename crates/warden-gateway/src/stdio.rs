@@ -23,6 +23,8 @@ where
 {
     let session = gw.create_session(&who);
     let (tx, mut rx) = mpsc::unbounded_channel::<Value>();
+    // Forwarded notifications go out on stdout like every other message.
+    session.set_listener(tx.clone());
     let writer = tokio::spawn(async move {
         while let Some(msg) = rx.recv().await {
             let mut line = serde_json::to_vec(&msg).unwrap_or_default();
@@ -66,6 +68,7 @@ where
         while tasks.try_join_next().is_some() {}
     }
     while tasks.join_next().await.is_some() {}
+    session.clear_listener();
     drop(tx);
     let _ = writer.await;
     gw.audit().flush().await;

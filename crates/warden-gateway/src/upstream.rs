@@ -235,6 +235,22 @@ pub struct UpstreamOptions {
     pub audit: Option<warden_store::AuditWriter>,
     /// Checks a server → client request before it is relayed to the agent.
     pub server_request_guard: Option<ServerRequestGuard>,
+    /// Told (connector, message) of every `notifications/{tools,resources,prompts}/list_changed`
+    /// an upstream sends; the gateway forwards it to the sessions that can see the connector.
+    pub on_list_changed: Option<ListChangedHook>,
+}
+
+/// See [`UpstreamOptions::on_list_changed`].
+#[derive(Clone)]
+pub struct ListChangedHook(pub Arc<ListChangedFn>);
+
+/// The function inside a [`ListChangedHook`]: (connector, notification).
+pub type ListChangedFn = dyn Fn(&str, &Value) + Send + Sync;
+
+impl std::fmt::Debug for ListChangedHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ListChangedHook")
+    }
 }
 
 /// Checks a server → client request (connector, message) before it reaches the agent:
@@ -260,6 +276,7 @@ impl Default for UpstreamOptions {
             max_backoff: Duration::from_secs(30),
             audit: None,
             server_request_guard: None,
+            on_list_changed: None,
         }
     }
 }
@@ -299,6 +316,7 @@ impl Upstream {
                 max_backoff: opts.max_backoff,
                 audit: opts.audit.clone(),
                 guard: opts.server_request_guard.clone(),
+                list_changed: opts.on_list_changed.clone(),
             }),
             tools: Mutex::new(None),
             tools_stale: stale,
@@ -318,6 +336,7 @@ impl Upstream {
                 stale.clone(),
                 opts.audit.clone(),
                 opts.server_request_guard.clone(),
+                opts.on_list_changed.clone(),
             )),
             tools: Mutex::new(None),
             tools_stale: stale,
@@ -447,8 +466,18 @@ fn route_notification(
     progress: &Mutex<HashMap<String, (Value, NotifySink)>>,
     tools_stale: &AtomicBool,
     connector: &str,
+    list_changed: Option<&ListChangedHook>,
 ) {
     let method = msg.get("method").and_then(Value::as_str).unwrap_or("");
+    if matches!(
+        method,
+        "notifications/tools/list_changed"
+            | "notifications/resources/list_changed"
+            | "notifications/prompts/list_changed"
+    ) && let Some(hook) = list_changed
+    {
+        (hook.0)(connector, msg);
+    }
     match method {
         "notifications/progress" => {
             let token = msg
@@ -490,6 +519,7 @@ struct StdioState {
 struct StdioUpstream {
     audit: Option<warden_store::AuditWriter>,
     guard: Option<ServerRequestGuard>,
+    list_changed: Option<ListChangedHook>,
     connector: String,
     spec: StdioSpec,
     state: tokio::sync::Mutex<StdioState>,
@@ -719,6 +749,7 @@ impl StdioUpstream {
             let stale = self.tools_stale.clone();
             let audit = self.audit.clone();
             let guard = self.guard.clone();
+            let list_changed = self.list_changed.clone();
             tokio::spawn(async move {
                 let mut reader = BufReader::new(stdout);
                 let mut buf = Vec::new();
@@ -768,7 +799,13 @@ impl StdioUpstream {
                             let _ = conn3.send(&reply).await;
                         });
                     } else {
-                        route_notification(&msg, &conn2.progress, &stale, &connector);
+                        route_notification(
+                            &msg,
+                            &conn2.progress,
+                            &stale,
+                            &connector,
+                            list_changed.as_ref(),
+                        );
                     }
                 }
                 conn2.alive.store(false, Ordering::Release);
@@ -865,6 +902,7 @@ struct HttpUpstream {
     stale_for_tools: Arc<AtomicBool>,
     audit: Option<warden_store::AuditWriter>,
     guard: Option<ServerRequestGuard>,
+    list_changed: Option<ListChangedHook>,
 }
 
 /// Installs ring as rustls' process-wide provider (idempotent).
@@ -880,6 +918,7 @@ impl HttpUpstream {
         stale: Arc<AtomicBool>,
         audit: Option<warden_store::AuditWriter>,
         guard: Option<ServerRequestGuard>,
+        list_changed: Option<ListChangedHook>,
     ) -> HttpUpstream {
         install_crypto_provider();
         let client = reqwest::Client::builder()
@@ -897,6 +936,7 @@ impl HttpUpstream {
             stale_for_tools: stale,
             audit,
             guard,
+            list_changed,
         }
     }
 
@@ -1063,7 +1103,13 @@ impl HttpUpstream {
                         // A log message on this call's stream goes to the call's agent.
                         let _ = sink.send(msg.clone());
                     }
-                    route_notification(&msg, progress, &self.stale_for_tools, &self.connector);
+                    route_notification(
+                        &msg,
+                        progress,
+                        &self.stale_for_tools,
+                        &self.connector,
+                        self.list_changed.as_ref(),
+                    );
                 }
             }
         }

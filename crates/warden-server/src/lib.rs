@@ -15,7 +15,8 @@
 //!   gateway does not serve gets `400` with a JSON-RPC error; absent, the negotiated one
 //!   applies. A session-less request carrying the 2026-07-28 per-request `_meta` gets `400`
 //!   with `-32022` naming the served revisions; `server/discover` needs no session.
-//! - `DELETE /mcp` ends a session; `GET /mcp` is 405 (no server-initiated stream).
+//! - `DELETE /mcp` ends a session; `GET /mcp` opens the session's stream of messages the
+//!   agent did not ask for (upstreams' `list_changed` notifications, forwarded).
 //! - `GET /.well-known/oauth-protected-resource[/mcp]` — protected resource metadata.
 //! - `POST /api/handoffs` and `POST /api/handoffs/context` — handoffs for orchestrators that
 //!   do not speak MCP (agent bearer token; same checks and audit as the `warden.handoff` and
@@ -131,6 +132,12 @@ pub async fn serve_with(
 ) -> Result<(), ServerError> {
     let gw = state.gateway.clone();
     let app = router(state).merge(extra);
+    // Open `GET /mcp` streams end when shutdown starts, so draining does not wait for them.
+    let gw_streams = gw.clone();
+    let shutdown = async move {
+        shutdown.await;
+        gw_streams.close_streams();
+    };
     // Answers go out as soon as they are written (no Nagle delay behind an unacknowledged
     // segment, e.g. between the events of a streamed answer).
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -532,10 +539,61 @@ async fn mcp_delete(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
     }
 }
 
-async fn mcp_get() -> Response {
+/// `GET /mcp`: the session's stream of messages the agent did not ask for (forwarded
+/// `list_changed` notifications). One per session: a new one replaces the old, which ends.
+async fn mcp_get(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok())
+        && !loopback_origin(origin)
+    {
+        return json_response(
+            StatusCode::FORBIDDEN,
+            &json!({"error": "origin not allowed"}),
+        );
+    }
+    let who = match authenticate(&state, &headers).await {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    let wants_sse = headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("text/event-stream"));
+    if !wants_sse {
+        return json_response(
+            StatusCode::NOT_ACCEPTABLE,
+            &json!({"error": "GET /mcp is an event stream: send Accept: text/event-stream"}),
+        );
+    }
+    let session = match session_header(&headers).and_then(|sid| state.gateway.session(&sid)) {
+        Some(s) if s.agent == who.agent => s,
+        _ => {
+            return json_response(
+                StatusCode::NOT_FOUND,
+                &json!({"error": "Session not found: initialize a new session"}),
+            );
+        }
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    session.set_listener(tx);
+    let stream = futures_util::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx).map(|o| {
+            o.map(|m| {
+                Ok::<_, std::convert::Infallible>(Bytes::from(format!(
+                    "event: message\ndata: {m}\n\n"
+                )))
+            })
+        })
+    });
     (
-        StatusCode::METHOD_NOT_ALLOWED,
-        [(header::ALLOW, "POST, DELETE")],
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        Body::from_stream(stream),
     )
         .into_response()
 }

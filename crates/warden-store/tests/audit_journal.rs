@@ -49,6 +49,14 @@ async fn events(store: &Store) -> Vec<Value> {
         .collect()
 }
 
+/// `detail.i` of the events `keep` selects, in chain order.
+fn numbers(evs: &[Value], keep: impl Fn(&Value) -> bool) -> Vec<i64> {
+    evs.iter()
+        .filter(|e| keep(e))
+        .map(|e| e["detail"]["i"].as_i64().unwrap())
+        .collect()
+}
+
 async fn journal_rows(store: &Store) -> i64 {
     sqlx::query_scalar("SELECT COUNT(*) FROM audit_journal")
         .fetch_one(store.pool())
@@ -94,13 +102,8 @@ async fn journaled_appends_reach_the_chain_in_order_and_close_removes_the_journa
         let evs = events(&store).await;
         assert_eq!(evs.len(), 200);
         for t in 0..4 {
-            let order: Vec<i64> = evs
-                .iter()
-                .filter(|e| e["detail"]["t"] == t)
-                .map(|e| e["detail"]["i"].as_i64().unwrap())
-                .collect();
             assert_eq!(
-                order,
+                numbers(&evs, |e| e["detail"]["t"] == t),
                 (0..50).collect::<Vec<_>>(),
                 "each task's records keep their order"
             );
@@ -209,14 +212,8 @@ async fn killed_writer_leaves_a_journal_the_next_start_recovers(db: Db) {
     let (w, recovered) = store.journaled_audit_writer(&jdir).await.unwrap();
     assert_eq!(recovered.len(), 1);
     w.close().await;
-    let decisions: Vec<i64> = events(&store)
-        .await
-        .iter()
-        .filter(|e| e["kind"] == "decision")
-        .map(|e| e["detail"]["i"].as_i64().unwrap())
-        .collect();
     assert_eq!(
-        decisions,
+        numbers(&events(&store).await, |e| e["kind"] == "decision"),
         (0..20).collect::<Vec<_>>(),
         "every acknowledged record is in the chain once, in order"
     );
