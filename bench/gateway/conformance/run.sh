@@ -4,7 +4,7 @@
 # (the suite's test:// resources, PyPI mcp SDK). The suite has no header option, so
 # auth_proxy.py adds the agent's bearer token. Expected failures (docs/gateway.md): scenarios
 # that call the suite's fixture tools and prompts by bare names (the gateway namespaces them
-# `<connector>.<name>`) and resources/subscribe (not relayed). Extra arguments go to the
+# `<connector>.<name>`). Extra arguments go to the
 # suite (e.g. `--scenario resources-read-text --verbose`). Needs scripts/deps.d/40-gateway.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."

@@ -373,8 +373,11 @@ fn bad_input_and_bad_tokens_get_clear_errors_are_audited_and_the_gateway_keeps_s
     assert_eq!(r.status, 404, "beta must not use alpha's session");
 
     // Unknown method; a tool of a connector the agent is not entitled to; unknown tool.
+    let v = a.request("nosuch/method", json!({}));
+    assert_eq!(v["error"]["code"], -32601, "{v}");
+    // A subscription to a resource no usable connector lists is refused like a read.
     let v = a.request("resources/subscribe", json!({"uri": "file:///etc/passwd"}));
-    assert_eq!(v["error"]["code"], -32601);
+    assert_eq!(v["error"]["code"], -32002, "{v}");
     let mut b = Mcp::connect(w.addr, &beta);
     let v = b.call("files.read_text_file", json!({"path": "/etc/hostname"}));
     assert_eq!(v["result"]["isError"], true);

@@ -27,7 +27,7 @@ fn write_org(dir: &std::path::Path) {
 humans:
   - {{ id: olivia@example.com }}
 agents:
-  - {{ id: alpha, owner: olivia@example.com, uses: [everything.echo, everything.trigger-sampling-request, everything.trigger-elicitation-request] }}
+  - {{ id: alpha, owner: olivia@example.com, uses: [everything.echo, everything.trigger-sampling-request, everything.trigger-elicitation-request, everything.toggle-subscriber-updates] }}
   - {{ id: bob, owner: olivia@example.com, uses: [vault.whoami, vault.ask_roots, vault.ask_injected] }}
   - {{ id: dora, owner: olivia@example.com, uses: [files.list_directory] }}
 connectors:
@@ -43,6 +43,7 @@ connectors:
       echo: {{ effects: [read] }}
       trigger-sampling-request: {{ effects: [read] }}
       trigger-elicitation-request: {{ effects: [read] }}
+      toggle-subscriber-updates: {{ effects: [read] }}
   - id: vault
     mcp: {{ command: python3, args: ["{vault}"] }}
     on_injection: block
@@ -697,7 +698,8 @@ fn resources_and_prompts_are_advertised_only_when_a_usable_connector_offers_them
     assert!(dora.get("completions").is_none(), "{dora}");
     // server-everything announces resources, prompts and completions.
     let alpha = initialize("alpha");
-    assert_eq!(alpha["resources"]["subscribe"], false, "{alpha}");
+    // It also announces `resources.subscribe`, which the gateway relays.
+    assert_eq!(alpha["resources"]["subscribe"], true, "{alpha}");
     assert!(alpha["prompts"].is_object(), "{alpha}");
     assert!(alpha["completions"].is_object(), "{alpha}");
     // Asking anyway: empty lists, nothing from connectors dora may not use.
@@ -706,4 +708,60 @@ fn resources_and_prompts_are_advertised_only_when_a_usable_connector_offers_them
     assert_eq!(v["result"]["resources"], json!([]), "{v}");
     let v = m.request("prompts/list", json!({}));
     assert_eq!(v["result"]["prompts"], json!([]), "{v}");
+}
+
+#[test]
+fn resource_subscriptions_are_relayed_and_updates_reach_only_the_subscribed_agent() {
+    require_deps();
+    let tmp = tempfile::tempdir().unwrap();
+    write_org(tmp.path());
+    let w = Warden::start(tmp.path(), &[]);
+    let token = w.token("alpha");
+    let uri = "demo://resource/static/document/architecture.md";
+    // server-everything sends `notifications/resources/updated` for subscribed URIs once its
+    // toggle tool is called (at once, then every 5 s).
+    let steps = json!([
+        {"op": "list_resources"},
+        {"op": "subscribe", "uri": uri},
+        {"op": "call", "name": "everything.toggle-subscriber-updates", "args": {}},
+        {"op": "wait_updated", "uri": uri, "seconds": 20},
+        {"op": "unsubscribe", "uri": uri},
+        {"op": "call", "name": "everything.toggle-subscriber-updates", "args": {}},
+    ]);
+    let out = protocol_client(&w.url(), &token, &steps);
+    assert_eq!(out["capabilities"]["resources"]["subscribe"], true, "{out}");
+    let steps_out = out["steps"].as_array().unwrap();
+    assert!(steps_out[1].get("exception").is_none(), "{out}");
+    assert_eq!(steps_out[3]["result"]["received"], true, "{out}");
+    assert!(steps_out[4].get("exception").is_none(), "{out}");
+    // bob cannot see `everything`: subscribing to its resource is refused like a read.
+    let bob = w.token("bob");
+    let out = protocol_client(&w.url(), &bob, &json!([{"op": "subscribe", "uri": uri}]));
+    let refused = &out["steps"][0];
+    assert_eq!(refused["code"], -32002, "{out}");
+    let (dir, db) = (w.dir.clone(), w.db.clone());
+    assert!(w.terminate().success());
+    let audit = audit_export(&dir, &db);
+    let subs = events(&audit, "resource_subscription");
+    assert!(
+        subs.iter().any(|e| e["agent"] == "alpha"
+            && e["method"] == "resources/subscribe"
+            && e["outcome"] == "ok"
+            && e["detail"]["connector"] == "everything"),
+        "{subs:?}"
+    );
+    assert!(
+        subs.iter()
+            .any(|e| e["agent"] == "bob" && e["outcome"] == "denied"),
+        "{subs:?}"
+    );
+    let forwarded = events(&audit, "notification");
+    assert!(
+        forwarded
+            .iter()
+            .any(|e| e["method"] == "notifications/resources/updated"
+                && e["detail"]["uri"] == uri
+                && e["detail"]["sessions"] == 1),
+        "{forwarded:?}"
+    );
 }

@@ -177,6 +177,8 @@ pub struct Gateway {
     audit: AuditWriter,
     upstreams: BTreeMap<String, Arc<Upstream>>,
     sessions: Arc<Mutex<HashMap<String, Arc<Session>>>>,
+    /// Resource subscriptions per (connector, URI) (see [`relay`]).
+    subscriptions: Arc<relay::Subscriptions>,
     limiter: Limiter,
     request_prefix: String,
     request_counter: AtomicU64,
@@ -302,19 +304,35 @@ fn tool_error(id: &Value, text: &str, meta: Value) -> Value {
 }
 
 /// Forwards an upstream's `notifications/*/list_changed`, unchanged, to every session with a
-/// listener whose agent policy could allow some tool of that connector, and records it
-/// (kind `notification`, the connector, how many sessions were told).
+/// listener whose agent policy could allow some tool of that connector, and
+/// `notifications/resources/updated` to the sessions subscribed to that URI (same check);
+/// records it (kind `notification`, the connector, how many sessions were told).
 fn list_changed_forwarder(
     inv: Arc<Inventory>,
     decider: Arc<dyn Decider>,
     sessions: Arc<Mutex<HashMap<String, Arc<Session>>>>,
+    subscriptions: Arc<relay::Subscriptions>,
     audit: AuditWriter,
 ) -> ListChangedHook {
     ListChangedHook(Arc::new(move |connector: &str, msg: &Value| {
         let Some(c) = inv.connectors.get(connector) else {
             return;
         };
-        let live: Vec<Arc<Session>> = sessions.lock().unwrap().values().cloned().collect();
+        let updated_uri = (msg.get("method").and_then(Value::as_str)
+            == Some("notifications/resources/updated"))
+        .then(|| msg.pointer("/params/uri").and_then(Value::as_str))
+        .flatten();
+        let live: Vec<Arc<Session>> = {
+            let all = sessions.lock().unwrap();
+            match updated_uri {
+                Some(uri) => subscriptions
+                    .subscribers(connector, uri)
+                    .iter()
+                    .filter_map(|sid| all.get(sid).cloned())
+                    .collect(),
+                None => all.values().cloned().collect(),
+            }
+        };
         let mut sees: HashMap<String, bool> = HashMap::new();
         let mut told = 0u64;
         for s in live {
@@ -341,6 +359,9 @@ fn list_changed_forwarder(
         ev.outcome = Some("forwarded".into());
         ev.detail.insert("connector".into(), json!(connector));
         ev.detail.insert("sessions".into(), json!(told));
+        if let Some(uri) = updated_uri {
+            ev.detail.insert("uri".into(), json!(uri));
+        }
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             let audit = audit.clone();
             rt.spawn(async move { audit.append_nowait(&ev).await });
@@ -362,10 +383,12 @@ impl Gateway {
         opts.upstream.audit = Some(audit.clone());
         opts.upstream.server_request_guard = Some(relay::server_request_guard(&inv));
         let sessions: Arc<Mutex<HashMap<String, Arc<Session>>>> = Arc::default();
+        let subscriptions: Arc<relay::Subscriptions> = Arc::default();
         opts.upstream.on_list_changed = Some(list_changed_forwarder(
             inv.clone(),
             decider.clone(),
             sessions.clone(),
+            subscriptions.clone(),
             audit.clone(),
         ));
         let mut upstreams = BTreeMap::new();
@@ -412,6 +435,7 @@ impl Gateway {
             audit,
             upstreams,
             sessions,
+            subscriptions,
             limiter: Limiter::default(),
             request_prefix: random_hex(4),
             request_counter: AtomicU64::new(1),
@@ -494,6 +518,16 @@ impl Gateway {
         let ended = self.sessions.lock().unwrap().remove(id);
         if let Some(s) = &ended {
             s.clear_listener();
+            // Subscriptions nobody holds any more end upstream too.
+            for (cid, uri) in self.subscriptions.drop_session(&s.id) {
+                if let Some(up) = self.upstreams.get(&cid).cloned() {
+                    tokio::spawn(async move {
+                        let _ = up
+                            .request("resources/unsubscribe", json!({ "uri": uri }), None, None)
+                            .await;
+                    });
+                }
+            }
         }
         ended.is_some()
     }

@@ -20,9 +20,12 @@
 //! - Audit: `resource_read` (connector, URI), `prompt_get` (connector, prompt, argument
 //!   digest and redacted arguments), `completion`, and `list` for the lists. Never the
 //!   content.
-//! - `resources/subscribe` / `unsubscribe` are not relayed (`-32601`, `subscribe: false`):
-//!   the gateway has no channel to deliver `notifications/resources/updated` to an agent
-//!   (no `GET /mcp` stream, and an upstream is shared by every session).
+//! - `resources/subscribe` / `unsubscribe`: routed like `resources/read`, to connectors
+//!   that announced `resources.subscribe`. An upstream is shared by every session, so the
+//!   gateway keeps who subscribed to what ([`Subscriptions`]) and subscribes upstream once
+//!   per (connector, URI), unsubscribing when the last session leaves (or ends).
+//!   `notifications/resources/updated` from the upstream goes to the subscribed sessions
+//!   whose agent can still see the connector, on their `GET /mcp` stream.
 //!
 //! Server → client requests (relayed by [`crate::upstream`]): the agent's answer is handed
 //! back and audited here (`server_request`); `server_request_guard` keeps injected
@@ -48,6 +51,8 @@ pub const RELAYED: &[&str] = &[
     "resources/list",
     "resources/templates/list",
     "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
     "prompts/list",
     "prompts/get",
     "completion/complete",
@@ -63,6 +68,61 @@ const MAX_URIS: usize = 100_000;
 /// Shortest interval between two list refreshes caused by one agent's unknown URIs (an
 /// agent probing URIs must not turn each probe into a list call on every upstream).
 const REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Which sessions subscribed to which (connector, URI): shared by the relay and the
+/// notification forwarder.
+#[derive(Default)]
+pub struct Subscriptions(Mutex<HashMap<(String, String), std::collections::BTreeSet<String>>>);
+
+impl Subscriptions {
+    /// Adds `session`; true when it is the first subscriber (subscribe upstream).
+    fn add(&self, connector: &str, uri: &str, session: &str) -> bool {
+        let mut m = self.0.lock().unwrap();
+        let set = m
+            .entry((connector.to_string(), uri.to_string()))
+            .or_default();
+        set.insert(session.to_string()) && set.len() == 1
+    }
+
+    /// Removes `session`; true when it was the last one (unsubscribe upstream).
+    fn remove(&self, connector: &str, uri: &str, session: &str) -> bool {
+        let mut m = self.0.lock().unwrap();
+        let key = (connector.to_string(), uri.to_string());
+        let Some(set) = m.get_mut(&key) else {
+            return false;
+        };
+        let last = set.remove(session) && set.is_empty();
+        if set.is_empty() {
+            m.remove(&key);
+        }
+        last
+    }
+
+    /// The sessions subscribed to `uri` of `connector`.
+    pub(crate) fn subscribers(&self, connector: &str, uri: &str) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .get(&(connector.to_string(), uri.to_string()))
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Drops every subscription of `session`; returns the (connector, URI) pairs nobody
+    /// subscribes to any more.
+    pub(crate) fn drop_session(&self, session: &str) -> Vec<(String, String)> {
+        let mut m = self.0.lock().unwrap();
+        let mut emptied = Vec::new();
+        m.retain(|key, set| {
+            if set.remove(session) && set.is_empty() {
+                emptied.push(key.clone());
+                return false;
+            }
+            !set.is_empty()
+        });
+        emptied
+    }
+}
 
 /// URI → connector routing, shared by every session (each read checks the reader may use
 /// the connector).
@@ -262,7 +322,10 @@ impl Gateway {
         let ups = self.upstream_capabilities(agent).await;
         let mut caps = json!({"tools": {"listChanged": true}, "logging": {}});
         if ups.values().any(|c| c.get("resources").is_some()) {
-            caps["resources"] = json!({"listChanged": true, "subscribe": false});
+            let subscribe = ups
+                .values()
+                .any(|c| c.pointer("/resources/subscribe") == Some(&Value::Bool(true)));
+            caps["resources"] = json!({"listChanged": true, "subscribe": subscribe});
         }
         if ups.values().any(|c| c.get("prompts").is_some()) {
             caps["prompts"] = json!({"listChanged": true});
@@ -377,6 +440,10 @@ impl Gateway {
                 self.relay_list(who, session, id, method, &params).await
             }
             "resources/read" => self.relay_resource(who, session, id, method, params).await,
+            "resources/subscribe" | "resources/unsubscribe" => {
+                self.relay_subscription(who, session, id, method, params)
+                    .await
+            }
             "prompts/get" => self.relay_prompt(who, session, id, params).await,
             _ => self.relay_completion(who, session, id, params).await,
         }
@@ -575,6 +642,104 @@ impl Gateway {
         let reply = self.answer(session, id, Some(&tr), res, &mut ev);
         ev.latency_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
         ev.tainted = session.map(|s| s.tainted.load(Ordering::Acquire));
+        self.audit.append_nowait(&ev).await;
+        reply
+    }
+
+    /// `resources/subscribe` and `resources/unsubscribe` (see the module documentation).
+    async fn relay_subscription(
+        &self,
+        who: &Principal,
+        session: Option<&Arc<Session>>,
+        id: &Value,
+        method: &str,
+        params: Value,
+    ) -> Value {
+        let mut ev = self.event(
+            "resource_subscription",
+            Some(who),
+            session.map(|s| s.as_ref()),
+        );
+        ev.method = Some(method.into());
+        let Some(uri) = params
+            .get("uri")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+        else {
+            return self
+                .reject_invalid_params(
+                    &mut ev,
+                    id,
+                    &format!("Invalid params: {method} needs a string `uri`"),
+                )
+                .await;
+        };
+        ev.detail.insert("uri".into(), Value::String(uri.clone()));
+        let Some(session) = session else {
+            return self
+                .reject_invalid_params(
+                    &mut ev,
+                    id,
+                    "Invalid params: subscriptions belong to a session (send initialize first)",
+                )
+                .await;
+        };
+        let Some(cid) = self.route_uri(&who.agent, &uri).await else {
+            ev.decision = Some("deny".into());
+            ev.policies = vec!["default-deny".into()];
+            let reason = format!(
+                "no connector that agent {} may use lists the resource {uri}",
+                who.agent
+            );
+            ev.reasons = vec![reason.clone()];
+            ev.outcome = Some("denied".into());
+            self.audit.append_nowait(&ev).await;
+            return error(
+                id,
+                RESOURCE_NOT_FOUND,
+                &format!("Resource not found: {reason}"),
+                Some(json!({"uri": uri})),
+            );
+        };
+        ev.decision = Some("allow".into());
+        ev.detail
+            .insert("connector".into(), Value::String(cid.clone()));
+        let supported = match self.upstreams.get(&cid) {
+            Some(up) => up
+                .capabilities()
+                .await
+                .is_ok_and(|c| c.pointer("/resources/subscribe") == Some(&Value::Bool(true))),
+            None => false,
+        };
+        if !supported {
+            ev.outcome = Some("unsupported".into());
+            self.audit.append_nowait(&ev).await;
+            return error(
+                id,
+                codes::METHOD_NOT_FOUND,
+                &format!("connector {cid} does not support resource subscriptions"),
+                None,
+            );
+        }
+        let subscribe = method == "resources/subscribe";
+        let upstream_call = if subscribe {
+            self.subscriptions.add(&cid, &uri, &session.id)
+        } else {
+            self.subscriptions.remove(&cid, &uri, &session.id)
+        };
+        let mut reply = ok(id, json!({}));
+        if upstream_call {
+            let res = self
+                .forward(&cid, method, json!({ "uri": uri }), Some(session), id)
+                .await;
+            reply = self.answer(Some(session), id, None, res, &mut ev);
+            if subscribe && reply.get("error").is_some() {
+                self.subscriptions.remove(&cid, &uri, &session.id);
+            }
+        } else {
+            ev.outcome = Some("ok".into());
+            ev.detail.insert("shared".into(), Value::Bool(true));
+        }
         self.audit.append_nowait(&ev).await;
         reply
     }

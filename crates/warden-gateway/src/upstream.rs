@@ -236,7 +236,8 @@ pub struct UpstreamOptions {
     /// Checks a server → client request before it is relayed to the agent.
     pub server_request_guard: Option<ServerRequestGuard>,
     /// Told (connector, message) of every `notifications/{tools,resources,prompts}/list_changed`
-    /// an upstream sends; the gateway forwards it to the sessions that can see the connector.
+    /// and `notifications/resources/updated` an upstream sends; the gateway forwards them to
+    /// the sessions that can see the connector (and subscribed, for `updated`).
     pub on_list_changed: Option<ListChangedHook>,
 }
 
@@ -474,6 +475,7 @@ fn route_notification(
         "notifications/tools/list_changed"
             | "notifications/resources/list_changed"
             | "notifications/prompts/list_changed"
+            | "notifications/resources/updated"
     ) && let Some(hook) = list_changed
     {
         (hook.0)(connector, msg);
