@@ -29,6 +29,7 @@ agents:
     handoffs:
       - {{ to: refund, context: [ticket_id, customer_id], ttl: 10m, max_depth: 1 }}
       - {{ to: courier, context: [ticket_id], ttl: 2s }}
+      - {{ to: clerk, context: [ticket_id], ttl: 10m }}
   - id: refund
     owner: dave@example.com
     uses: [payments.issue_refund, crm.read_ticket, notify.echo]
@@ -40,6 +41,11 @@ agents:
   - id: courier
     owner: dave@example.com
     uses: [crm.read_ticket]
+  - id: clerk
+    owner: dave@example.com
+    uses: [crm.read_ticket]
+    handoffs:
+      - {{ to: auditor, context: [ticket_id], ttl: 1h }}
 connectors:
   - id: crm
     mcp: {{ command: python3, args: ["{acme}", crm] }}
@@ -548,4 +554,37 @@ fn acme_triage_to_refund_drops_keys_and_narrows_authority() {
         "{text}"
     );
     assert!(w.terminate().success());
+}
+
+#[test]
+fn a_passed_on_handoff_never_outlives_the_token_it_comes_from() {
+    require_deps();
+    let tmp = tempfile::tempdir().unwrap();
+    write_org(tmp.path());
+    let w = Warden::start(tmp.path(), &[]);
+    let mut a = Mcp::connect(w.addr, &w.token("triage"));
+    // triage → clerk, shortened to 60 s; clerk → auditor is declared for an hour.
+    let h = raw_json(&a.call(
+        "warden.handoff",
+        json!({"to": "clerk", "context": {"ticket_id": "T-7"}, "ttl_seconds": 60}),
+    ));
+    let parent_expiry = h["expires_at_unix"].as_i64().unwrap();
+    let mut c = Mcp::connect(w.addr, &w.token("clerk"));
+    let r = c.call(
+        "warden.context",
+        json!({"task_id": h["task_id"], "token": h["delegation_token"]}),
+    );
+    assert_ne!(r["result"]["isError"], json!(true), "{r}");
+    let r = c.call(
+        "warden.handoff",
+        json!({"to": "auditor", "context": {"ticket_id": "T-7"}}),
+    );
+    assert_ne!(r["result"]["isError"], json!(true), "{r}");
+    let child = raw_json(&r);
+    let child_expiry = child["expires_at_unix"].as_i64().unwrap();
+    assert!(
+        child_expiry <= parent_expiry,
+        "child expires at {child_expiry}, after its parent token ({parent_expiry}): {child}"
+    );
+    assert!(child["ttl_seconds"].as_u64().unwrap() <= 60, "{child}");
 }

@@ -561,7 +561,15 @@ impl Gateway {
             };
             Refusal::new(policy, e.to_string())
         })?;
-        let ttl_secs = ttl_cap.map_or(plan.ttl_secs, |c| c.min(plan.ttl_secs));
+        // Never outlive the token this hop is attenuated from: its context would sit there
+        // unreadable, and the new token would be refused anyway.
+        let parent_expiry = parent_claims
+            .as_ref()
+            .and_then(|c| c.hops.iter().filter_map(|h| h.expires_at).min());
+        let mut ttl_secs = ttl_cap.map_or(plan.ttl_secs, |c| c.min(plan.ttl_secs));
+        if let Some(pe) = parent_expiry {
+            ttl_secs = ttl_secs.min(pe.saturating_sub(now_s).max(0) as u64);
+        }
         let expires_s = now_s + ttl_secs as i64;
         let expires_at = UNIX_EPOCH + Duration::from_secs(expires_s as u64);
         // Depth: the chain grows by one; the authority's limit and this hop's both hold.
