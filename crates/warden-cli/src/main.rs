@@ -10,6 +10,7 @@ mod audit;
 mod check;
 mod gateway;
 mod graph;
+mod handoff;
 mod inspect;
 mod output;
 mod policy;
@@ -46,6 +47,8 @@ enum Command {
     Up(up::UpArgs),
     /// Issue, list and revoke agent tokens.
     Token(token::TokenArgs),
+    /// Revoke a handoff's delegation before it expires.
+    Handoff(handoff::HandoffArgs),
     /// Verify, tail and export the audit trail.
     Audit(audit::AuditArgs),
     /// Answer approval requests: list, show, approve, deny; approver API tokens.
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Up(args) => up::run(args),
         Command::Token(args) => token::run(args),
+        Command::Handoff(args) => handoff::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Approvals(args) => approvals::run(args),
         Command::Console(args) => approvals::run_console(args),

@@ -588,3 +588,94 @@ fn a_passed_on_handoff_never_outlives_the_token_it_comes_from() {
     );
     assert!(child["ttl_seconds"].as_u64().unwrap() <= 60, "{child}");
 }
+
+#[test]
+fn a_revoked_delegation_stops_its_holder_and_everyone_it_was_handed_on_to() {
+    require_deps();
+    let tmp = tempfile::tempdir().unwrap();
+    write_org(tmp.path());
+    let w = Warden::start(tmp.path(), &[]);
+    let mut a = Mcp::connect(w.addr, &w.token("triage"));
+    // triage → clerk → auditor, each receiver redeeming its task and reading a ticket.
+    let first = raw_json(&a.call(
+        "warden.handoff",
+        json!({"to": "clerk", "context": {"ticket_id": "T-9"}}),
+    ));
+    let mut c = Mcp::connect(w.addr, &w.token("clerk"));
+    let r = c.call(
+        "warden.context",
+        json!({"task_id": first["task_id"], "token": first["delegation_token"]}),
+    );
+    assert_ne!(r["result"]["isError"], json!(true), "{r}");
+    let second = raw_json(&c.call(
+        "warden.handoff",
+        json!({"to": "auditor", "context": {"ticket_id": "T-9"}}),
+    ));
+    let mut d = Mcp::connect(w.addr, &w.token("auditor"));
+    let r = d.call(
+        "warden.context",
+        json!({"task_id": second["task_id"], "token": second["delegation_token"]}),
+    );
+    assert_ne!(r["result"]["isError"], json!(true), "{r}");
+    for m in [&mut c, &mut d] {
+        let r = m.call("crm.read_ticket", json!({"ticket_id": "T-1001"}));
+        assert_ne!(r["result"]["isError"], json!(true), "{r}");
+    }
+
+    // Revoke the first hop: both delegations end.
+    let (dir, db) = (w.dir.display().to_string(), w.db.display().to_string());
+    let task = first["task_id"].as_str().unwrap();
+    let out = warden(&[
+        "handoff",
+        "revoke",
+        task,
+        "--by",
+        "alice@example.com",
+        &dir,
+        "--db",
+        &db,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let start = Instant::now();
+    loop {
+        let r = c.call("crm.read_ticket", json!({"ticket_id": "T-1001"}));
+        if r["result"]["isError"] == json!(true) {
+            assert!(result_text(&r).contains("revoked"), "{r}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "clerk's delegation still works after revocation: {r}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = d.call("crm.read_ticket", json!({"ticket_id": "T-1001"}));
+    assert_eq!(r["result"]["isError"], json!(true), "{r}");
+    assert!(result_text(&r).contains("revoked"), "{r}");
+    // Nor can the revoked holder hand anything on.
+    let r = c.call(
+        "warden.handoff",
+        json!({"to": "auditor", "context": {"ticket_id": "T-9"}}),
+    );
+    assert_eq!(r["result"]["isError"], json!(true), "{r}");
+    // Revoking again is harmless; an unknown task is an error.
+    let out = warden(&["handoff", "revoke", task, &dir, "--db", &db]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already"));
+    let out = warden(&["handoff", "revoke", "task_nosuch", &dir, "--db", &db]);
+    assert_eq!(out.status.code(), Some(2));
+    let (wdir, wdb) = (w.dir.clone(), w.db.clone());
+    assert!(w.terminate().success());
+    let audit = audit_export(&wdir, &wdb);
+    assert!(
+        audit.iter().any(|r| r["event"]["kind"] == "handoff"
+            && r["event"]["outcome"] == "revoked"
+            && r["event"]["detail"]["task"] == task
+            && r["event"]["detail"]["by"] == "alice@example.com"),
+        "no revocation record"
+    );
+}

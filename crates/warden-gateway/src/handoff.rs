@@ -61,7 +61,13 @@ pub struct Handoffs {
     /// stated (confirmed by [`delegation::verify_until`]): repeated calls skip the
     /// signature and Datalog work. Bounded by [`VERIFIED_CACHE`].
     verified: Mutex<HashMap<VerifiedKey, (DelegationClaims, i64)>>,
+    /// Revocation ids of revoked delegations (`warden handoff revoke`), refreshed from the
+    /// store every [`REVOCATION_REFRESH`] (so every replica learns of a revocation).
+    revoked: std::sync::RwLock<std::collections::HashSet<String>>,
 }
+
+/// How often the revoked delegations are re-read from the store.
+pub const REVOCATION_REFRESH: Duration = Duration::from_secs(1);
 
 /// `(token sha256, holder, tool)`.
 type VerifiedKey = (String, String, String);
@@ -104,11 +110,13 @@ impl Handoffs {
             seq: 0,
             message: format!("delegation key: {e}"),
         })?;
+        let revoked = store.revoked_delegations().await?;
         Ok(Arc::new(Handoffs {
             store,
             keys,
             bindings: Mutex::new(HashMap::new()),
             verified: Mutex::new(HashMap::new()),
+            revoked: std::sync::RwLock::new(revoked),
         }))
     }
 
@@ -116,7 +124,36 @@ impl Handoffs {
     pub async fn start(store: Store) -> Result<Arc<Handoffs>, StoreError> {
         let h = Handoffs::open(store).await?;
         h.spawn_sweeper(SWEEP_EVERY);
+        h.spawn_revocation_refresh(REVOCATION_REFRESH);
         Ok(h)
+    }
+
+    /// Whether a token with these claims, or one it was handed on from, was revoked.
+    pub fn is_revoked(&self, claims: &DelegationClaims) -> bool {
+        let revoked = self.revoked.read().unwrap();
+        !revoked.is_empty() && claims.revocation_ids.iter().any(|r| revoked.contains(r))
+    }
+
+    /// Re-reads the revoked delegations every `every`. Stops when the store closes.
+    pub fn spawn_revocation_refresh(self: &Arc<Self>, every: Duration) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let me = Arc::downgrade(self);
+        rt.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let Some(h) = me.upgrade() else { break };
+                if h.store.pool().is_closed() {
+                    break;
+                }
+                match h.store.revoked_delegations().await {
+                    Ok(ids) => *h.revoked.write().unwrap() = ids,
+                    Err(e) => eprintln!("warden: reading revoked delegations failed: {e}"),
+                }
+            }
+        });
     }
 
     /// The public key (hex): enough to verify and attenuate tokens offline.
@@ -227,13 +264,24 @@ impl Gateway {
         let now = SystemTime::now();
         let now_s = delegation::unix_secs(now);
         let key = (sha256_hex(&token), who.agent.clone(), tool.to_string());
+        let revoked = |claims: &DelegationClaims| DelegationRefusal {
+            reason: format!(
+                "delegation: the delegation of task {} was revoked",
+                claims.task_id
+            ),
+            principal: Some(acting(who, claims)),
+        };
         if let Some((claims, until)) = h.verified.lock().unwrap().get(&key)
             && now_s <= *until
         {
+            if h.is_revoked(claims) {
+                return Err(revoked(claims));
+            }
             return Ok(Some(acting(who, claims)));
         }
         let pk = h.keys.public_key();
         match delegation::verify_until(&token, &pk, &who.agent, tool, now) {
+            Ok((claims, _)) if h.is_revoked(&claims) => Err(revoked(&claims)),
             Ok((claims, until)) => {
                 let p = acting(who, &claims);
                 if let Some(until) = until {
@@ -480,6 +528,17 @@ impl Gateway {
             ),
             None => None,
         };
+        if let Some(c) = &parent_claims
+            && h.is_revoked(c)
+        {
+            return Err(Refusal::new(
+                "delegation",
+                format!(
+                    "delegation: the delegation of task {} was revoked",
+                    c.task_id
+                ),
+            ));
+        }
         let sender = match &parent_claims {
             Some(c) => acting(who, c),
             None => who.clone(),
@@ -664,6 +723,12 @@ impl Gateway {
             .insert_handoff(&task, &entries)
             .await
             .map_err(|e| Refusal::new("store", format!("the context store failed: {e}")))?;
+        let revocation_id = delegation::own_revocation_id(&token, &h.keys.public_key())
+            .map_err(|e| Refusal::new("delegation", format!("delegation: {e}")))?;
+        h.store
+            .record_handoff_revocation_id(&task_id, &revocation_id)
+            .await
+            .map_err(|e| Refusal::new("store", format!("the context store failed: {e}")))?;
         let kept: Vec<&str> = plan.kept.iter().map(|e| e.key.as_str()).collect();
         let expires_text = rfc3339(expires_s * 1000);
         for (k, v) in [
@@ -783,6 +848,12 @@ impl Gateway {
             SystemTime::now(),
         )
         .map_err(|e| Refusal::new("delegation", format!("delegation: {e}")))?;
+        if h.is_revoked(&claims) {
+            return Err(Refusal::new(
+                "delegation",
+                format!("delegation: the delegation of task {task_id} was revoked"),
+            ));
+        }
         let acting_as = acting(who, &claims);
         ev.delegation = acting_as.delegation.clone();
         ev.root_human = acting_as.root_human.clone();

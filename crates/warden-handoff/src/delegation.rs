@@ -97,6 +97,22 @@ pub struct DelegationClaims {
     /// Number of handoffs (chain length − 1).
     pub depth: u32,
     pub max_depth: u32,
+    /// The revocation id (hex) of every block, authority first: a token derived from
+    /// another carries all of its ids, so revoking one id ends that token and everything
+    /// handed on from it.
+    #[serde(default)]
+    pub revocation_ids: Vec<String>,
+}
+
+/// The revocation id (hex) of the token's last block: the id that ends this token and
+/// every token later derived from it.
+pub fn own_revocation_id(token_b64: &str, public_key: &PublicKey) -> Result<String, HandoffError> {
+    let token = Biscuit::from_base64(token_b64, *public_key).map_err(bad)?;
+    token
+        .revocation_identifiers()
+        .last()
+        .map(hex::encode)
+        .ok_or_else(|| bad("token has no blocks"))
 }
 
 fn tool_set(tools: &BTreeSet<String>) -> Term {
@@ -315,6 +331,11 @@ fn verify_inner(
             hops,
             depth,
             max_depth: max_depth as u32,
+            revocation_ids: token
+                .revocation_identifiers()
+                .iter()
+                .map(hex::encode)
+                .collect(),
         },
         holds_until,
     ))

@@ -55,6 +55,24 @@ pub const SCHEMA: &[&str] = &[
     )",
 ];
 
+/// Delegation revocation (migration 7): each task's token revocation id (the biscuit id of
+/// the token's last block, which every token handed on from it carries too), and when and by
+/// whom it was revoked.
+pub const REVOCATION_SCHEMA: &[&str] = &["CREATE TABLE IF NOT EXISTS handoff_revocations (
+        task_id TEXT PRIMARY KEY,
+        revocation_id TEXT NOT NULL,
+        revoked_ms BIGINT,
+        revoked_by TEXT
+    )"];
+
+/// What [`Store::revoke_handoff`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevokeHandoff {
+    Revoked { revocation_id: String },
+    AlreadyRevoked,
+    NoSuchTask,
+}
+
 /// A task handed from one agent to another.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HandoffTask {
@@ -219,6 +237,59 @@ impl Store {
         .await?;
         let entries = rows.iter().map(entry_from_row).collect::<Result<_, _>>()?;
         Ok(Some((task, entries)))
+    }
+
+    /// Remembers the revocation id of the token issued for `task_id`.
+    pub async fn record_handoff_revocation_id(
+        &self,
+        task_id: &str,
+        revocation_id: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO handoff_revocations (task_id, revocation_id) VALUES ($1, $2)")
+            .bind(task_id)
+            .bind(revocation_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Revokes the token of `task_id`, and with it every token handed on from it.
+    pub async fn revoke_handoff(
+        &self,
+        task_id: &str,
+        by: &str,
+        now_ms: i64,
+    ) -> Result<RevokeHandoff, StoreError> {
+        let r = sqlx::query(
+            "UPDATE handoff_revocations SET revoked_ms = $1, revoked_by = $2 WHERE task_id = $3 AND revoked_ms IS NULL",
+        )
+        .bind(now_ms)
+        .bind(by)
+        .bind(task_id)
+        .execute(self.pool())
+        .await?;
+        let id: Option<String> =
+            sqlx::query_scalar("SELECT revocation_id FROM handoff_revocations WHERE task_id = $1")
+                .bind(task_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(match (r.rows_affected(), id) {
+            (1, Some(revocation_id)) => RevokeHandoff::Revoked { revocation_id },
+            (_, Some(_)) => RevokeHandoff::AlreadyRevoked,
+            (_, None) => RevokeHandoff::NoSuchTask,
+        })
+    }
+
+    /// The revocation ids of every revoked delegation.
+    pub async fn revoked_delegations(
+        &self,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT revocation_id FROM handoff_revocations WHERE revoked_ms IS NOT NULL",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(ids.into_iter().collect())
     }
 
     /// Marks a task redeemed (the receiver read its context); false if it is gone.

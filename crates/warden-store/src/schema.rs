@@ -36,6 +36,7 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
     (4, crate::context::SCHEMA),
     (5, crate::approvals::CONSOLE_SESSIONS_SCHEMA),
     (6, crate::journal::SCHEMA),
+    (7, crate::context::REVOCATION_SCHEMA),
 ];
 
 /// Applies every migration newer than the database's version.
