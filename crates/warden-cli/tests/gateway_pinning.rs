@@ -133,6 +133,24 @@ connectors:
     std::fs::write(dir.join("inventory.yaml"), yaml).unwrap();
 }
 
+/// alpha uses `dict.lookup` and `dict.define` of the rug-pull server watching `flag`.
+fn write_rugpull_org(dir: &Path, flag: &Path) {
+    write_org(
+        dir,
+        &format!(
+            r#"  - id: dict
+    mcp: {{ command: python3, args: ["{server}", rugpull, "{flag}"] }}
+    pin_on_first_sight: true
+    tools:
+      lookup: {{ effects: [read] }}
+      define: {{ effects: [read] }}"#,
+            server = rugpull_server(),
+            flag = flag.display()
+        ),
+        "dict.lookup, dict.define",
+    );
+}
+
 #[test]
 fn a_changed_description_is_quarantined_until_reviewed_and_approved() {
     rug_pull_scenario(&[]);
@@ -169,20 +187,7 @@ fn rug_pull_scenario(extra: &[&str]) {
     require_deps();
     let tmp = tempfile::tempdir().unwrap();
     let flag = tmp.path().join("rugpull.flag");
-    write_org(
-        tmp.path(),
-        &format!(
-            r#"  - id: dict
-    mcp: {{ command: python3, args: ["{server}", rugpull, "{flag}"] }}
-    pin_on_first_sight: true
-    tools:
-      lookup: {{ effects: [read] }}
-      define: {{ effects: [read] }}"#,
-            server = rugpull_server(),
-            flag = flag.display()
-        ),
-        "dict.lookup, dict.define",
-    );
+    write_rugpull_org(tmp.path(), &flag);
     let w = Warden::start(tmp.path(), extra);
     let token = w.token("alpha");
     let steps = json!([{"call": "dict.lookup", "args": {"word": "warden"}}]);
@@ -627,20 +632,7 @@ fn an_upstream_list_changed_reaches_the_agent_on_its_get_stream_and_is_audited()
     require_deps();
     let tmp = tempfile::tempdir().unwrap();
     let flag = tmp.path().join("rugpull.flag");
-    write_org(
-        tmp.path(),
-        &format!(
-            r#"  - id: dict
-    mcp: {{ command: python3, args: ["{server}", rugpull, "{flag}"] }}
-    pin_on_first_sight: true
-    tools:
-      lookup: {{ effects: [read] }}
-      define: {{ effects: [read] }}"#,
-            server = rugpull_server(),
-            flag = flag.display()
-        ),
-        "dict.lookup, dict.define",
-    );
+    write_rugpull_org(tmp.path(), &flag);
     let w = Warden::start(tmp.path(), &[]);
     let token = w.token("alpha");
     // The Python SDK client opens `GET /mcp` by itself after initialize; the upstream's

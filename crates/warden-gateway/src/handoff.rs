@@ -134,36 +134,17 @@ impl Handoffs {
         !revoked.is_empty() && claims.revocation_ids.iter().any(|r| revoked.contains(r))
     }
 
-    /// Re-reads the revoked delegations every `every`. Stops when the store closes.
-    pub fn spawn_revocation_refresh(self: &Arc<Self>, every: Duration) {
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let me = Arc::downgrade(self);
-        rt.spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                let Some(h) = me.upgrade() else { break };
-                if h.store.pool().is_closed() {
-                    break;
-                }
-                match h.store.revoked_delegations().await {
-                    Ok(ids) => *h.revoked.write().unwrap() = ids,
-                    Err(e) => eprintln!("warden: reading revoked delegations failed: {e}"),
-                }
-            }
-        });
-    }
-
     /// The public key (hex): enough to verify and attenuate tokens offline.
     pub fn public_key_hex(&self) -> String {
         self.keys.public_hex()
     }
 
-    /// Purges expired context (audited by the store) every `every`, and forgets bindings
-    /// of expired tokens. Stops when the store closes.
-    pub fn spawn_sweeper(self: &Arc<Self>, every: Duration) {
+    /// Runs `work` every `every` while the store is open and the handoffs are alive.
+    fn spawn_every<F, Fut>(self: &Arc<Self>, every: Duration, work: F)
+    where
+        F: Fn(Arc<Handoffs>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -176,15 +157,33 @@ impl Handoffs {
                 if h.store.pool().is_closed() {
                     break;
                 }
-                let now = now_ms();
-                if let Err(e) = h.store.purge_expired_context(now).await {
-                    eprintln!("warden: context purge failed: {e}");
-                }
-                h.bindings.lock().unwrap().retain(|_, b| b.expires_ms > now);
-                h.verified
-                    .lock()
-                    .unwrap()
-                    .retain(|_, (_, until)| now / 1000 <= *until);
+                work(h).await;
+            }
+        });
+    }
+
+    /// Purges expired context (audited by the store) every `every`, and forgets bindings
+    /// of expired tokens. Stops when the store closes.
+    pub fn spawn_sweeper(self: &Arc<Self>, every: Duration) {
+        self.spawn_every(every, |h| async move {
+            let now = now_ms();
+            if let Err(e) = h.store.purge_expired_context(now).await {
+                eprintln!("warden: context purge failed: {e}");
+            }
+            h.bindings.lock().unwrap().retain(|_, b| b.expires_ms > now);
+            h.verified
+                .lock()
+                .unwrap()
+                .retain(|_, (_, until)| now / 1000 <= *until);
+        });
+    }
+
+    /// Re-reads the revoked delegations every `every`. Stops when the store closes.
+    pub fn spawn_revocation_refresh(self: &Arc<Self>, every: Duration) {
+        self.spawn_every(every, |h| async move {
+            match h.store.revoked_delegations().await {
+                Ok(ids) => *h.revoked.write().unwrap() = ids,
+                Err(e) => eprintln!("warden: reading revoked delegations failed: {e}"),
             }
         });
     }

@@ -584,6 +584,53 @@ impl Gateway {
         }
     }
 
+    /// The `uri` of a resource request and the connector serving it for `who`. Err is the
+    /// answer: invalid params, or "resource not found" (audited as a default deny, without
+    /// saying whether the URI exists elsewhere).
+    async fn routed_uri(
+        &self,
+        who: &Principal,
+        id: &Value,
+        method: &str,
+        params: &Value,
+        ev: &mut AuditEvent,
+    ) -> Result<(String, String), Value> {
+        let Some(uri) = params
+            .get("uri")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+        else {
+            return Err(self
+                .reject_invalid_params(
+                    ev,
+                    id,
+                    &format!("Invalid params: {method} needs a string `uri`"),
+                )
+                .await);
+        };
+        ev.detail.insert("uri".into(), Value::String(uri.clone()));
+        let Some(cid) = self.route_uri(&who.agent, &uri).await else {
+            ev.decision = Some("deny".into());
+            ev.policies = vec!["default-deny".into()];
+            let reason = format!(
+                "no connector that agent {} may use lists the resource {uri}",
+                who.agent
+            );
+            ev.reasons = vec![reason.clone()];
+            ev.outcome = Some("denied".into());
+            self.audit.append_nowait(ev).await;
+            return Err(error(
+                id,
+                RESOURCE_NOT_FOUND,
+                &format!("Resource not found: {reason}"),
+                Some(
+                    json!({"uri": uri, META_KEY: {"decision": "deny", "policies": ["default-deny"]}}),
+                ),
+            ));
+        };
+        Ok((uri, cid))
+    }
+
     async fn relay_resource(
         &self,
         who: &Principal,
@@ -596,40 +643,11 @@ impl Gateway {
         let mut ev = self.event("resource_read", Some(who), session.map(|s| s.as_ref()));
         ev.request = Some(self.next_request_id());
         ev.method = Some(method.into());
-        let Some(uri) = params
-            .get("uri")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-        else {
-            return self
-                .reject_invalid_params(
-                    &mut ev,
-                    id,
-                    &format!("Invalid params: {method} needs a string `uri`"),
-                )
-                .await;
+        let (uri, cid) = match self.routed_uri(who, id, method, &params, &mut ev).await {
+            Ok(x) => x,
+            Err(reply) => return reply,
         };
-        ev.detail.insert("uri".into(), Value::String(uri.clone()));
         ev.args_digest = Some(digest(&json!({ "uri": uri })));
-        let Some(cid) = self.route_uri(&who.agent, &uri).await else {
-            ev.decision = Some("deny".into());
-            ev.policies = vec!["default-deny".into()];
-            let reason = format!(
-                "no connector that agent {} may use lists the resource {uri}",
-                who.agent
-            );
-            ev.reasons = vec![reason.clone()];
-            ev.outcome = Some("denied".into());
-            self.audit.append_nowait(&ev).await;
-            return error(
-                id,
-                RESOURCE_NOT_FOUND,
-                &format!("Resource not found: {reason}"),
-                Some(
-                    json!({"uri": uri, META_KEY: {"decision": "deny", "policies": ["default-deny"]}}),
-                ),
-            );
-        };
         ev.decision = Some("allow".into());
         ev.tool = Some(format!("{cid}.{method}"));
         ev.detail
@@ -661,20 +679,6 @@ impl Gateway {
             session.map(|s| s.as_ref()),
         );
         ev.method = Some(method.into());
-        let Some(uri) = params
-            .get("uri")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-        else {
-            return self
-                .reject_invalid_params(
-                    &mut ev,
-                    id,
-                    &format!("Invalid params: {method} needs a string `uri`"),
-                )
-                .await;
-        };
-        ev.detail.insert("uri".into(), Value::String(uri.clone()));
         let Some(session) = session else {
             return self
                 .reject_invalid_params(
@@ -684,22 +688,9 @@ impl Gateway {
                 )
                 .await;
         };
-        let Some(cid) = self.route_uri(&who.agent, &uri).await else {
-            ev.decision = Some("deny".into());
-            ev.policies = vec!["default-deny".into()];
-            let reason = format!(
-                "no connector that agent {} may use lists the resource {uri}",
-                who.agent
-            );
-            ev.reasons = vec![reason.clone()];
-            ev.outcome = Some("denied".into());
-            self.audit.append_nowait(&ev).await;
-            return error(
-                id,
-                RESOURCE_NOT_FOUND,
-                &format!("Resource not found: {reason}"),
-                Some(json!({"uri": uri})),
-            );
+        let (uri, cid) = match self.routed_uri(who, id, method, &params, &mut ev).await {
+            Ok(x) => x,
+            Err(reply) => return reply,
         };
         ev.decision = Some("allow".into());
         ev.detail

@@ -287,6 +287,27 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal
     Err(resp)
 }
 
+/// A browser `Origin` other than loopback is refused (DNS rebinding); then the bearer token.
+async fn admit(state: &AppState, headers: &HeaderMap) -> Result<Principal, Response> {
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok())
+        && !loopback_origin(origin)
+    {
+        return Err(json_response(
+            StatusCode::FORBIDDEN,
+            &json!({"error": "origin not allowed"}),
+        ));
+    }
+    authenticate(state, headers).await
+}
+
+/// Whether the client accepts an event stream.
+fn accepts_sse(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("text/event-stream"))
+}
+
 fn session_header(headers: &HeaderMap) -> Option<String> {
     headers
         .get("mcp-session-id")
@@ -295,15 +316,7 @@ fn session_header(headers: &HeaderMap) -> Option<String> {
 }
 
 async fn mcp_post(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    if let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok())
-        && !loopback_origin(origin)
-    {
-        return json_response(
-            StatusCode::FORBIDDEN,
-            &json!({"error": "origin not allowed"}),
-        );
-    }
-    let who = match authenticate(&state, &headers).await {
+    let who = match admit(&state, &headers).await {
         Ok(p) => p,
         Err(resp) => return resp,
     };
@@ -444,10 +457,7 @@ async fn mcp_post(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
         gw.handle(&who, session.as_ref(), msg, None).await;
         return StatusCode::ACCEPTED.into_response();
     }
-    let wants_sse = headers
-        .get(header::ACCEPT)
-        .and_then(|a| a.to_str().ok())
-        .is_some_and(|a| a.contains("text/event-stream"));
+    let wants_sse = accepts_sse(&headers);
     let has_progress = msg.pointer("/params/_meta/progressToken").is_some();
     // A call may stream: progress it asked for, and requests or log messages its upstream
     // sends the agent (sampling, elicitation). Without a progress token the answer stays
@@ -542,22 +552,11 @@ async fn mcp_delete(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
 /// `GET /mcp`: the session's stream of messages the agent did not ask for (forwarded
 /// `list_changed` notifications). One per session: a new one replaces the old, which ends.
 async fn mcp_get(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok())
-        && !loopback_origin(origin)
-    {
-        return json_response(
-            StatusCode::FORBIDDEN,
-            &json!({"error": "origin not allowed"}),
-        );
-    }
-    let who = match authenticate(&state, &headers).await {
+    let who = match admit(&state, &headers).await {
         Ok(p) => p,
         Err(resp) => return resp,
     };
-    let wants_sse = headers
-        .get(header::ACCEPT)
-        .and_then(|a| a.to_str().ok())
-        .is_some_and(|a| a.contains("text/event-stream"));
+    let wants_sse = accepts_sse(&headers);
     if !wants_sse {
         return json_response(
             StatusCode::NOT_ACCEPTABLE,
