@@ -314,14 +314,23 @@ fn list_changed_forwarder(
     subscriptions: Arc<relay::Subscriptions>,
     audit: AuditWriter,
 ) -> ListChangedHook {
+    let pace = Mutex::new(Coalescer::new(NOTIFY_EVERY));
     ListChangedHook(Arc::new(move |connector: &str, msg: &Value| {
         let Some(c) = inv.connectors.get(connector) else {
             return;
         };
-        let updated_uri = (msg.get("method").and_then(Value::as_str)
-            == Some("notifications/resources/updated"))
-        .then(|| msg.pointer("/params/uri").and_then(Value::as_str))
-        .flatten();
+        let method = msg.get("method").and_then(Value::as_str).unwrap_or("");
+        let updated_uri = (method == "notifications/resources/updated")
+            .then(|| msg.pointer("/params/uri").and_then(Value::as_str))
+            .flatten();
+        // "Something changed" is idempotent: an upstream repeating it faster than an agent
+        // could act on it is not passed on (nor audited) more than once per interval.
+        if !pace.lock().unwrap().admit(
+            format!("{connector}\n{method}\n{}", updated_uri.unwrap_or("")),
+            Instant::now(),
+        ) {
+            return;
+        }
         let live: Vec<Arc<Session>> = {
             let all = sessions.lock().unwrap();
             match updated_uri {
@@ -367,6 +376,39 @@ fn list_changed_forwarder(
             rt.spawn(async move { audit.append_nowait(&ev).await });
         }
     }))
+}
+
+/// Shortest interval between two forwards of the same notification (connector, method, URI).
+const NOTIFY_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Lets one event per key through per interval (bounded: forgets keys past the interval).
+struct Coalescer {
+    every: std::time::Duration,
+    last: HashMap<String, Instant>,
+}
+
+impl Coalescer {
+    fn new(every: std::time::Duration) -> Coalescer {
+        Coalescer {
+            every,
+            last: HashMap::new(),
+        }
+    }
+
+    /// Whether an event for `key` at `now` goes through.
+    fn admit(&mut self, key: String, now: Instant) -> bool {
+        if self.last.len() >= 10_000 {
+            let every = self.every;
+            self.last.retain(|_, t| now.duration_since(*t) < every);
+        }
+        match self.last.get(&key) {
+            Some(t) if now.duration_since(*t) < self.every => false,
+            _ => {
+                self.last.insert(key, now);
+                true
+            }
+        }
+    }
 }
 
 impl Gateway {
@@ -1228,5 +1270,43 @@ impl Gateway {
         if untrusted && let Some(s) = session {
             s.taint(tr.qualified());
         }
+    }
+}
+
+#[cfg(test)]
+mod coalescer_tests {
+    use super::*;
+
+    #[test]
+    fn one_event_per_key_per_interval() {
+        let every = std::time::Duration::from_millis(100);
+        let mut c = Coalescer::new(every);
+        let t0 = Instant::now();
+        assert!(c.admit("a".into(), t0));
+        assert!(
+            !c.admit("a".into(), t0 + every / 2),
+            "repeated within the interval"
+        );
+        assert!(
+            c.admit("b".into(), t0 + every / 2),
+            "other keys are independent"
+        );
+        assert!(
+            c.admit("a".into(), t0 + every),
+            "again once the interval passed"
+        );
+    }
+
+    #[test]
+    fn stays_bounded_under_many_keys() {
+        let every = std::time::Duration::from_millis(100);
+        let mut c = Coalescer::new(every);
+        let t0 = Instant::now();
+        for i in 0..10_000 {
+            c.admit(format!("k{i}"), t0);
+        }
+        // Past the interval, the next key makes it forget the old ones.
+        assert!(c.admit("late".into(), t0 + every));
+        assert!(c.last.len() <= 2, "{}", c.last.len());
     }
 }
