@@ -679,3 +679,76 @@ fn a_revoked_delegation_stops_its_holder_and_everyone_it_was_handed_on_to() {
         "no revocation record"
     );
 }
+
+#[test]
+fn a_handoff_that_needs_approval_is_held_until_a_human_approves_it() {
+    require_deps();
+    let tmp = tempfile::tempdir().unwrap();
+    write_org(tmp.path());
+    std::fs::write(
+        tmp.path().join("policies/handoff-approval.cedar"),
+        r#"@id("refund-handoffs-need-dave")
+@approval("human:dave@example.com")
+permit (principal == Agent::"triage", action == Action::"handoff", resource == Agent::"refund");
+"#,
+    )
+    .unwrap();
+    let w = Warden::start(tmp.path(), &[]);
+    let token = w.token("triage");
+    let addr = w.addr;
+    // The handoff waits for the approval in its own thread.
+    let held = std::thread::spawn(move || {
+        let mut a = Mcp::connect(addr, &token);
+        a.call(
+            "warden.handoff",
+            json!({"to": "refund", "context": {"ticket_id": "T-1001"}}),
+        )
+    });
+    let (dir, db) = (w.dir.display().to_string(), w.db.display().to_string());
+    let start = Instant::now();
+    let pending = loop {
+        let o = warden(&["approvals", "list", "--format", "json", &dir, "--db", &db]);
+        if o.status.success() {
+            let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+            if let Some(r) = v["approvals"]
+                .as_array()
+                .and_then(|a| a.iter().find(|r| r["tool"] == "warden.handoff"))
+            {
+                break r.clone();
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no pending approval for the handoff"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(pending["agent"], "triage", "{pending}");
+    assert!(!held.is_finished(), "the handoff must wait for the human");
+    let id = pending["id"].as_str().unwrap();
+    let o = warden(&[
+        "approvals",
+        "approve",
+        id,
+        "--as",
+        "dave@example.com",
+        "--reason",
+        "ok",
+        &dir,
+        "--db",
+        &db,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = held.join().unwrap();
+    assert_ne!(r["result"]["isError"], json!(true), "{r}");
+    let h = raw_json(&r);
+    assert!(h["task_id"].as_str().unwrap().starts_with("task_"), "{h}");
+    let (wdir, wdb) = (w.dir.clone(), w.db.clone());
+    assert!(w.terminate().success());
+    let audit = audit_export(&wdir, &wdb);
+    let handed = audit
+        .iter()
+        .filter(|r| r["event"]["kind"] == "handoff" && r["event"]["outcome"] == "handed_off")
+        .count();
+    assert_eq!(handed, 1, "one approved handoff");
+}

@@ -491,6 +491,11 @@ impl Gateway {
         }
     }
 
+    /// The approval hold, when enabled.
+    pub(crate) fn approval_gate(&self) -> Option<Arc<crate::approval::ApprovalGate>> {
+        self.approvals.clone()
+    }
+
     /// Enables the approval hold: `needs_approval` calls wait for a human.
     pub fn with_approvals(mut self, gate: Arc<crate::approval::ApprovalGate>) -> Gateway {
         self.approvals = Some(gate);
@@ -603,7 +608,7 @@ impl Gateway {
         })
     }
 
-    fn next_request_id(&self) -> String {
+    pub(crate) fn next_request_id(&self) -> String {
         format!(
             "{}-{}",
             self.request_prefix,

@@ -386,7 +386,7 @@ impl Gateway {
         let args = params.get("arguments").cloned().unwrap_or(json!({}));
         let result = match name {
             HANDOFF_TOOL => {
-                self.handoff(who, session, &args, token_from_meta(params))
+                self.handoff(who, session, id, &args, token_from_meta(params))
                     .await
             }
             CONTEXT_TOOL => self.read_context(who, session, &args).await,
@@ -432,6 +432,7 @@ impl Gateway {
         &self,
         who: &Principal,
         session: Option<&Arc<Session>>,
+        id: &Value,
         args: &Value,
         parent: Option<String>,
     ) -> Result<Value, Refusal> {
@@ -439,7 +440,7 @@ impl Gateway {
         ev.method = Some("tools/call".into());
         ev.tool = Some(HANDOFF_TOOL.into());
         let result = self
-            .handoff_inner(who, session, args, parent, &mut ev)
+            .handoff_inner(who, session, id, args, parent, &mut ev)
             .await;
         match &result {
             Ok(_) => {
@@ -470,6 +471,7 @@ impl Gateway {
         &self,
         who: &Principal,
         session: Option<&Arc<Session>>,
+        id: &Value,
         args: &Value,
         parent: Option<String>,
         ev: &mut warden_store::AuditEvent,
@@ -572,12 +574,49 @@ impl Gateway {
         });
         ev.policies = decision.policies.clone();
         ev.reasons = decision.reasons.clone();
-        if decision.outcome != Outcome::Allow {
+        let gate = self.approval_gate();
+        if let (Outcome::NeedsApproval { .. }, Some(gate)) = (&decision.outcome, &gate) {
+            // Held like a tool call: a human approves this exact handoff (receiver, keys,
+            // values, instructions) as `warden.handoff`, once.
+            let tr = warden_core::ToolRef {
+                connector: "warden".into(),
+                tool: "handoff".into(),
+            };
+            let request_id = self.next_request_id();
+            ev.request = Some(request_id.clone());
+            if let Err(reply) = gate
+                .hold(
+                    self,
+                    who,
+                    session,
+                    id,
+                    &tr,
+                    args,
+                    &decision,
+                    &request_id,
+                    None,
+                    None,
+                    ev,
+                )
+                .await
+            {
+                let message = reply
+                    .pointer("/error/message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("the approval did not allow this handoff")
+                    .to_string();
+                return Err(Refusal {
+                    message: format!("handoff `{}` → `{to}` not approved: {message}", who.agent),
+                    policies: decision.policies.clone(),
+                    reasons: vec![message],
+                });
+            }
+        } else if decision.outcome != Outcome::Allow {
             let mut reasons = decision.reasons.clone();
             if matches!(decision.outcome, Outcome::NeedsApproval { .. }) {
                 reasons.insert(
                     0,
-                    "a handoff that needs approval is refused (approvals hold tool calls only)"
+                    "a handoff that needs approval is refused (this gateway has no approval hold)"
                         .into(),
                 );
             }

@@ -650,7 +650,11 @@ async fn handoff_post(
         .get("delegation")
         .and_then(Value::as_str)
         .map(str::to_string);
-    match state.gateway.handoff(&who, None, &args, parent).await {
+    match state
+        .gateway
+        .handoff(&who, None, &Value::Null, &args, parent)
+        .await
+    {
         Ok(v) => json_response(StatusCode::OK, &v),
         Err(r) => refusal_response(&r),
     }
