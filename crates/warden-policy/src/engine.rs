@@ -375,7 +375,22 @@ impl PolicyEngine {
                 }
                 let m = &loaded.meta[p.id()];
                 if m.approval.is_some() {
-                    approval_gated.insert(name.clone());
+                    // A generated approval permit names its rule in the tool's attribute
+                    // instead of its scope: gated only where that rule matches.
+                    let gated = match p
+                        .id()
+                        .to_string()
+                        .strip_prefix(crate::policies::APPROVAL_PREFIX)
+                    {
+                        Some(rid) => inv.approvals.iter().any(|rule| {
+                            rule.id.value == rid
+                                && warden_core::inventory::approval_matches(&rule.when, &r, tool)
+                        }),
+                        None => true,
+                    };
+                    if gated {
+                        approval_gated.insert(name.clone());
+                    }
                 }
             }
             let mut by_agent = HashMap::new();

@@ -395,24 +395,21 @@ fn generated(inv: &Inventory) -> Result<Vec<(Policy, PathBuf, u64)>, PolicyError
         0,
     ));
     for rule in &inv.approvals {
-        let tools: Vec<String> = inv
+        if !inv
             .all_tools()
-            .filter(|(r, _, t)| approval_matches(&rule.when, r, t))
-            .map(|(r, _, _)| r.qualified())
-            .collect();
-        if tools.is_empty() {
+            .any(|(r, _, t)| approval_matches(&rule.when, &r, t))
+        {
             continue;
         }
         let rid = &rule.id.value;
         let id = format!("{APPROVAL_PREFIX}{rid}");
-        let actions = tools
-            .iter()
-            .map(|t| format!("Action::\"{t}\""))
-            .collect::<Vec<_>>()
-            .join(", ");
+        // Constant size: the covered tools carry the rule in their `approval_rules`
+        // attribute. (An `action in [every covered tool]` scope made every evaluation rebuild
+        // and hash that list, which grows with the organisation.)
         let text = format!(
             "@approval(\"{rid}\")\n@reason(\"approval rule `{rid}` covers this tool\")\n\
-             permit (principal is Agent, action in [{actions}], resource is Tool);"
+             permit (principal is Agent, action, resource is Tool)\n\
+             when {{ resource.approval_rules.contains(\"{rid}\") }};"
         );
         let loc = rule.loc(&rule.id);
         out.push((parse(&id, &text)?, loc.file, loc.line));

@@ -111,7 +111,7 @@ pub(crate) fn schema_text_for(
     s.push_str(
         "entity Tool in [Connector] = { connector: String, name: String, effects: Set<String>, \
          irreversible: Bool, untrusted_output: Bool, data: Set<String>, resources: Set<Resource>, \
-         max_sensitivity_level: Long, tier_zero: Bool };\n",
+         max_sensitivity_level: Long, tier_zero: Bool, approval_rules: Set<String> };\n",
     );
     s.push_str(
         "entity Agent = { owner: String, runs_as: String, runs_as_admin: Bool, model: String, \
@@ -386,6 +386,17 @@ pub fn entities(inv: &Inventory, schema: &Schema) -> Result<Entities, PolicyErro
                     RestrictedExpression::new_long(max_sens),
                 ),
                 ("tier_zero", RestrictedExpression::new_bool(tier_zero)),
+                (
+                    "approval_rules",
+                    set_of_strings(
+                        inv.approvals
+                            .iter()
+                            .filter(|rule| {
+                                warden_core::inventory::approval_matches(&rule.when, &r, tool)
+                            })
+                            .map(|rule| rule.id.value.as_str()),
+                    ),
+                ),
             ],
             parents,
         )?);
