@@ -351,14 +351,7 @@ async fn finish<T>(
 type ReplyTo = Option<oneshot::Sender<Result<Receipt, String>>>;
 
 enum Cmd {
-    Append {
-        event: Value,
-        /// Its number in the writer's journal.
-        n: Option<u64>,
-        reply: ReplyTo,
-        /// A place in the bounded queue, given back once the record is in the store.
-        _room: OwnedSemaphorePermit,
-    },
+    Append(Pending),
     Flush(oneshot::Sender<()>),
     /// Copy everything queued, retire the journal, stop.
     Close(oneshot::Sender<()>),
@@ -394,10 +387,13 @@ const MAX_QUEUED: usize = 65_536;
 /// already durable, so this only trades store freshness for fewer wake-ups on the host).
 pub const JOURNAL_BATCH_WINDOW: Duration = Duration::from_millis(5);
 
+/// One record on its way into the store.
 struct Pending {
     event: Value,
+    /// Its number in the writer's journal.
     n: Option<u64>,
     reply: ReplyTo,
+    /// A place in the bounded queue, given back once the record is in the store.
     _room: OwnedSemaphorePermit,
 }
 
@@ -420,24 +416,14 @@ impl AuditWriter {
             let mut copied = 0u64;
             while close.is_none() {
                 let Some(first) = rx.recv().await else { break };
-                if journal.is_some() && matches!(first, Cmd::Append { .. }) {
+                if journal.is_some() && matches!(first, Cmd::Append(_)) {
                     // Already durable: let more arrive and copy them together.
                     tokio::time::sleep(JOURNAL_BATCH_WINDOW).await;
                 }
                 let mut next = Some(first);
                 while let Some(c) = next.take() {
                     match c {
-                        Cmd::Append {
-                            event,
-                            n,
-                            reply,
-                            _room,
-                        } => batch.push(Pending {
-                            event,
-                            n,
-                            reply,
-                            _room,
-                        }),
+                        Cmd::Append(p) => batch.push(p),
                         Cmd::Flush(f) => flushes.push(f),
                         Cmd::Close(c) => close = Some(c),
                     }
@@ -551,27 +537,23 @@ impl AuditWriter {
             .acquire_owned()
             .await
             .map_err(|_| StoreError::WriterStopped)?;
+        let pending = |event, n| {
+            Cmd::Append(Pending {
+                event,
+                n,
+                reply,
+                _room: room,
+            })
+        };
         match &self.journal {
             Some(j) => {
-                let (n, sent) = j.write(event, |n, event| {
-                    self.tx.send(Cmd::Append {
-                        event,
-                        n: Some(n),
-                        reply,
-                        _room: room,
-                    })
-                })?;
+                let (n, sent) = j.write(event, |n, event| self.tx.send(pending(event, Some(n))))?;
                 sent.map_err(|_| StoreError::WriterStopped)?;
                 Ok(Some(n))
             }
             None => {
                 self.tx
-                    .send(Cmd::Append {
-                        event,
-                        n: None,
-                        reply,
-                        _room: room,
-                    })
+                    .send(pending(event, None))
                     .map_err(|_| StoreError::WriterStopped)?;
                 Ok(None)
             }
@@ -612,9 +594,11 @@ impl AuditWriter {
     /// a journal it is still written there before this returns.
     /// [`AuditWriter::flush`] waits for everything queued before it.
     pub async fn append_nowait(&self, event: &AuditEvent) {
-        if let Ok(v) = serde_json::to_value(event)
-            && let Err(e) = self.enqueue(v, None).await
-        {
+        let queued = match Self::to_value(event) {
+            Ok(v) => self.enqueue(v, None).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = queued {
             eprintln!("warden: audit record not queued: {e}");
         }
     }
