@@ -361,10 +361,7 @@ fn list_changed_forwarder(
             }
         }
         let mut ev = AuditEvent::now("notification");
-        ev.method = msg
-            .get("method")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        ev.method = Some(method.to_string());
         ev.outcome = Some("forwarded".into());
         ev.detail.insert("connector".into(), json!(connector));
         ev.detail.insert("sessions".into(), json!(told));
@@ -537,15 +534,25 @@ impl Gateway {
             last_used: std::sync::atomic::AtomicI64::new(now_ms()),
             listener: Mutex::new(None),
         });
-        let mut sessions = self.sessions.lock().unwrap();
-        if sessions.len() >= 1024 {
-            let cutoff = now_ms() - SESSION_IDLE_MS;
-            sessions.retain(|_, s| {
-                s.last_used.load(Ordering::Relaxed) > cutoff
-                    || !s.inflight.lock().unwrap().is_empty()
-            });
+        let mut gone = Vec::new();
+        {
+            let mut sessions = self.sessions.lock().unwrap();
+            if sessions.len() >= 1024 {
+                let cutoff = now_ms() - SESSION_IDLE_MS;
+                sessions.retain(|_, s| {
+                    let keep = s.last_used.load(Ordering::Relaxed) > cutoff
+                        || !s.inflight.lock().unwrap().is_empty();
+                    if !keep {
+                        gone.push(s.clone());
+                    }
+                    keep
+                });
+            }
+            sessions.insert(s.id.clone(), s.clone());
         }
-        sessions.insert(s.id.clone(), s.clone());
+        for old in &gone {
+            self.forget_session(old);
+        }
         s
     }
 
@@ -555,6 +562,7 @@ impl Gateway {
         let now = now_ms();
         if now - s.last_used.swap(now, Ordering::Relaxed) > SESSION_IDLE_MS {
             self.sessions.lock().unwrap().remove(id);
+            self.forget_session(&s);
             return None;
         }
         Some(s)
@@ -564,19 +572,24 @@ impl Gateway {
     pub fn end_session(&self, id: &str) -> bool {
         let ended = self.sessions.lock().unwrap().remove(id);
         if let Some(s) = &ended {
-            s.clear_listener();
-            // Subscriptions nobody holds any more end upstream too.
-            for (cid, uri) in self.subscriptions.drop_session(&s.id) {
-                if let Some(up) = self.upstreams.get(&cid).cloned() {
-                    tokio::spawn(async move {
-                        let _ = up
-                            .request("resources/unsubscribe", json!({ "uri": uri }), None, None)
-                            .await;
-                    });
-                }
-            }
+            self.forget_session(s);
         }
         ended.is_some()
+    }
+
+    /// What a session leaves behind when it ends, is deleted or expires idle: its
+    /// `GET /mcp` stream ends, and subscriptions nobody else holds end upstream too.
+    fn forget_session(&self, s: &Session) {
+        s.clear_listener();
+        for (cid, uri) in self.subscriptions.drop_session(&s.id) {
+            if let Some(up) = self.upstreams.get(&cid).cloned() {
+                tokio::spawn(async move {
+                    let _ = up
+                        .request("resources/unsubscribe", json!({ "uri": uri }), None, None)
+                        .await;
+                });
+            }
+        }
     }
 
     /// Ends every session's `GET /mcp` stream (at shutdown: open streams would otherwise
