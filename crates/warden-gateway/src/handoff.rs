@@ -128,6 +128,14 @@ impl Handoffs {
         Ok(h)
     }
 
+    /// [`Handoffs::is_revoked`] as the refusal of a handoff or context read.
+    fn refuse_revoked(&self, claims: &DelegationClaims) -> Result<(), Refusal> {
+        if self.is_revoked(claims) {
+            return Err(Refusal::new("delegation", revoked_reason(claims)));
+        }
+        Ok(())
+    }
+
     /// Whether a token with these claims, or one it was handed on from, was revoked.
     pub fn is_revoked(&self, claims: &DelegationClaims) -> bool {
         let revoked = self.revoked.read().unwrap();
@@ -187,6 +195,14 @@ impl Handoffs {
             }
         });
     }
+}
+
+/// Why a revoked delegation is refused.
+fn revoked_reason(claims: &DelegationClaims) -> String {
+    format!(
+        "delegation: the delegation of task {} was revoked",
+        claims.task_id
+    )
 }
 
 fn sha256_hex(s: &str) -> String {
@@ -264,10 +280,7 @@ impl Gateway {
         let now_s = delegation::unix_secs(now);
         let key = (sha256_hex(&token), who.agent.clone(), tool.to_string());
         let revoked = |claims: &DelegationClaims| DelegationRefusal {
-            reason: format!(
-                "delegation: the delegation of task {} was revoked",
-                claims.task_id
-            ),
+            reason: revoked_reason(claims),
             principal: Some(acting(who, claims)),
         };
         if let Some((claims, until)) = h.verified.lock().unwrap().get(&key)
@@ -529,16 +542,8 @@ impl Gateway {
             ),
             None => None,
         };
-        if let Some(c) = &parent_claims
-            && h.is_revoked(c)
-        {
-            return Err(Refusal::new(
-                "delegation",
-                format!(
-                    "delegation: the delegation of task {} was revoked",
-                    c.task_id
-                ),
-            ));
+        if let Some(c) = &parent_claims {
+            h.refuse_revoked(c)?;
         }
         let sender = match &parent_claims {
             Some(c) => acting(who, c),
@@ -886,12 +891,7 @@ impl Gateway {
             SystemTime::now(),
         )
         .map_err(|e| Refusal::new("delegation", format!("delegation: {e}")))?;
-        if h.is_revoked(&claims) {
-            return Err(Refusal::new(
-                "delegation",
-                format!("delegation: the delegation of task {task_id} was revoked"),
-            ));
-        }
+        h.refuse_revoked(&claims)?;
         let acting_as = acting(who, &claims);
         ev.delegation = acting_as.delegation.clone();
         ev.root_human = acting_as.root_human.clone();

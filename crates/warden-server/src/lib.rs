@@ -489,31 +489,7 @@ async fn mcp_post(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
         }
         match plain {
             Some(r) => json_response(StatusCode::OK, &r),
-            None => {
-                let event = |m: Value| {
-                    Ok::<_, std::convert::Infallible>(Bytes::from(format!(
-                        "event: message\ndata: {m}\n\n"
-                    )))
-                };
-                let stream = futures_util::stream::poll_fn(move |cx| {
-                    if let Some(m) = first.take() {
-                        return std::task::Poll::Ready(Some(event(m)));
-                    }
-                    rx.poll_recv(cx).map(|o| o.map(event))
-                });
-                (
-                    StatusCode::OK,
-                    [
-                        (
-                            header::CONTENT_TYPE,
-                            HeaderValue::from_static("text/event-stream"),
-                        ),
-                        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-                    ],
-                    Body::from_stream(stream),
-                )
-                    .into_response()
-            }
+            None => sse_response(first, rx),
         }
     } else {
         let r = gw
@@ -572,16 +548,24 @@ async fn mcp_get(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
             );
         }
     };
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
     session.set_listener(tx);
+    sse_response(None, rx)
+}
+
+/// An SSE answer: `first` (if any), then every message from `rx` until it closes.
+fn sse_response(
+    mut first: Option<Value>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Value>,
+) -> Response {
+    let event = |m: Value| {
+        Ok::<_, std::convert::Infallible>(Bytes::from(format!("event: message\ndata: {m}\n\n")))
+    };
     let stream = futures_util::stream::poll_fn(move |cx| {
-        rx.poll_recv(cx).map(|o| {
-            o.map(|m| {
-                Ok::<_, std::convert::Infallible>(Bytes::from(format!(
-                    "event: message\ndata: {m}\n\n"
-                )))
-            })
-        })
+        if let Some(m) = first.take() {
+            return std::task::Poll::Ready(Some(event(m)));
+        }
+        rx.poll_recv(cx).map(|o| o.map(event))
     });
     (
         StatusCode::OK,
