@@ -20,6 +20,7 @@ pub mod decide;
 pub mod error;
 pub mod gateway;
 pub mod handoff;
+pub mod http_client;
 pub mod limits;
 pub mod pinning;
 pub mod stdio;

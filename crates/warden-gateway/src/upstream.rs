@@ -27,6 +27,8 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::GatewayError;
+use crate::http_client::{Outgoing, Response};
+use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
 
 /// The protocol revision the gateway speaks to upstreams.
 pub const UPSTREAM_PROTOCOL: &str = "2025-11-25";
@@ -898,7 +900,7 @@ struct HttpSession {
 struct HttpUpstream {
     connector: String,
     spec: HttpSpec,
-    client: reqwest::Client,
+    client: crate::http_client::HttpClient,
     session: tokio::sync::Mutex<Option<Arc<HttpSession>>>,
     next_id: AtomicU64,
     stale_for_tools: Arc<AtomicBool>,
@@ -922,13 +924,10 @@ impl HttpUpstream {
         guard: Option<ServerRequestGuard>,
         list_changed: Option<ListChangedHook>,
     ) -> HttpUpstream {
-        install_crypto_provider();
-        let client = reqwest::Client::builder()
-            .connect_timeout(connect_timeout.min(Duration::from_secs(10)))
-            .pool_max_idle_per_host(64)
-            .tcp_nodelay(true)
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+        let client = crate::http_client::HttpClient::new(
+            &spec.url,
+            connect_timeout.min(Duration::from_secs(10)),
+        );
         HttpUpstream {
             connector: connector.to_string(),
             spec,
@@ -949,30 +948,46 @@ impl HttpUpstream {
         }
     }
 
-    fn build(
-        &self,
-        body: &Value,
-        session: Option<&HttpSession>,
-    ) -> Result<reqwest::RequestBuilder, GatewayError> {
-        let mut rb = self
-            .client
-            .post(&self.spec.url)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream");
+    /// The request carrying `body`: MCP headers, the connector's configured headers
+    /// (resolved now, so a rotated secret file is picked up) and the session's.
+    fn build(&self, body: &Value, session: Option<&HttpSession>) -> Result<Outgoing, GatewayError> {
+        let unusable = |m: String| GatewayError::Unavailable {
+            connector: self.connector.clone(),
+            message: m,
+        };
+        let mut headers = vec![
+            (CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (
+                ACCEPT,
+                HeaderValue::from_static("application/json, text/event-stream"),
+            ),
+        ];
         for (k, raw) in &self.spec.headers {
-            let v = resolve_value(raw, &self.spec.root).map_err(|m| GatewayError::Unavailable {
-                connector: self.connector.clone(),
-                message: m,
-            })?;
-            rb = rb.header(k.as_str(), v);
+            let v = resolve_value(raw, &self.spec.root).map_err(unusable)?;
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|e| unusable(format!("header name {k:?}: {e}")))?;
+            let value = HeaderValue::from_str(&v)
+                .map_err(|e| unusable(format!("header {k}: the value is not valid ({e})")))?;
+            headers.push((name, value));
         }
         if let Some(s) = session {
-            if let Some(id) = &s.id {
-                rb = rb.header("mcp-session-id", id);
+            if let Some(id) = &s.id
+                && let Ok(v) = HeaderValue::from_str(id)
+            {
+                headers.push((HeaderName::from_static("mcp-session-id"), v));
             }
-            rb = rb.header("mcp-protocol-version", &s.protocol);
+            if let Ok(v) = HeaderValue::from_str(&s.protocol) {
+                headers.push((HeaderName::from_static("mcp-protocol-version"), v));
+            }
         }
-        Ok(rb.body(serde_json::to_vec(body).unwrap_or_default()))
+        Ok(Outgoing {
+            headers,
+            body: serde_json::to_vec(body).unwrap_or_default(),
+        })
+    }
+
+    async fn send(&self, out: Outgoing) -> Result<Response, String> {
+        self.client.post(out).await
     }
 
     async fn session(&self) -> Result<Arc<HttpSession>, GatewayError> {
@@ -986,24 +1001,19 @@ impl HttpUpstream {
             "clientInfo": {"name": "warden-gateway", "version": env!("CARGO_PKG_VERSION")}
         }});
         let resp =
-            self.build(&init, None)?
-                .send()
+            self.send(self.build(&init, None)?)
                 .await
                 .map_err(|e| GatewayError::Unavailable {
                     connector: self.connector.clone(),
                     message: format!("cannot reach {}: {e}", self.spec.url),
                 })?;
-        if !resp.status().is_success() {
+        if !resp.status.is_success() {
             return Err(GatewayError::Unavailable {
                 connector: self.connector.clone(),
-                message: format!("initialize answered HTTP {}", resp.status()),
+                message: format!("initialize answered HTTP {}", resp.status),
             });
         }
-        let sid = resp
-            .headers()
-            .get("mcp-session-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let sid = resp.header("mcp-session-id").map(str::to_string);
         let msg = self
             .read_response(resp, &Value::from(0), None, None)
             .await?;
@@ -1028,7 +1038,9 @@ impl HttpUpstream {
             capabilities,
         });
         let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-        let _ = self.build(&note, Some(&sess))?.send().await;
+        if let Ok(resp) = self.send(self.build(&note, Some(&sess))?).await {
+            resp.discard();
+        }
         *s = Some(sess.clone());
         self.stale_for_tools.store(true, Ordering::Release);
         Ok(sess)
@@ -1037,19 +1049,17 @@ impl HttpUpstream {
     /// Reads a JSON or SSE response until the message answering `id`.
     async fn read_response(
         &self,
-        mut resp: reqwest::Response,
+        mut resp: Response,
         id: &Value,
         progress: Option<&Mutex<HashMap<String, (Value, NotifySink)>>>,
         relay: Option<&NotifySink>,
     ) -> Result<Value, GatewayError> {
         let ct = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
+            .header("content-type")
             .unwrap_or("")
             .to_ascii_lowercase();
         if !ct.starts_with("text/event-stream") {
-            let bytes = resp.bytes().await.map_err(|e| self.err(e.to_string()))?;
+            let bytes = resp.bytes().await.map_err(|e| self.err(e))?;
             let v: Value = serde_json::from_slice(&bytes)
                 .map_err(|e| self.err(format!("upstream answered non-JSON: {e}")))?;
             return Ok(v);
@@ -1058,7 +1068,7 @@ impl HttpUpstream {
         let progress = progress.unwrap_or(&empty);
         let mut buf: Vec<u8> = Vec::new();
         loop {
-            let chunk = resp.chunk().await.map_err(|e| self.err(e.to_string()))?;
+            let chunk = resp.chunk().await.map_err(|e| self.err(e))?;
             let Some(chunk) = chunk else {
                 return Err(self.err("the event stream ended without a response"));
             };
@@ -1095,8 +1105,10 @@ impl HttpUpstream {
                     )
                     .await;
                     let sess = self.session.lock().await.clone();
-                    if let Ok(rb) = self.build(&reply, sess.as_deref()) {
-                        let _ = rb.send().await;
+                    if let Ok(out) = self.build(&reply, sess.as_deref())
+                        && let Ok(resp) = self.send(out).await
+                    {
+                        resp.discard();
                     }
                 } else if msg.get("method").is_some() {
                     if msg.get("method").and_then(Value::as_str) == Some("notifications/message")
@@ -1135,21 +1147,19 @@ impl HttpUpstream {
             for attempt in 0..2 {
                 let sess = self.session().await?;
                 let resp = self
-                    .build(&body, Some(&sess))?
-                    .send()
+                    .send(self.build(&body, Some(&sess))?)
                     .await
                     .map_err(|e| self.err(format!("request failed: {e}")))?;
-                if resp.status() == reqwest::StatusCode::NOT_FOUND
-                    && sess.id.is_some()
-                    && attempt == 0
+                if resp.status == hyper::StatusCode::NOT_FOUND && sess.id.is_some() && attempt == 0
                 {
                     // The upstream forgot our session (restart): initialise again, once.
                     *self.session.lock().await = None;
                     continue;
                 }
-                if !resp.status().is_success() {
-                    let status = resp.status();
-                    let text = resp.text().await.unwrap_or_default();
+                if !resp.status.is_success() {
+                    let status = resp.status;
+                    let text = String::from_utf8_lossy(&resp.bytes().await.unwrap_or_default())
+                        .into_owned();
                     return Err(self.err(format!(
                         "HTTP {status}: {}",
                         text.chars().take(300).collect::<String>()
@@ -1169,7 +1179,11 @@ impl HttpUpstream {
                         if let Ok(sess) = self.session().await {
                             let note = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
                                 "params": {"requestId": id, "reason": reason.unwrap_or_default()}});
-                            if let Ok(rb) = self.build(&note, Some(&sess)) { let _ = rb.send().await; }
+                            if let Ok(out) = self.build(&note, Some(&sess))
+                                && let Ok(resp) = self.send(out).await
+                            {
+                                resp.discard();
+                            }
                         }
                         Err(GatewayError::Cancelled)
                     }

@@ -2,8 +2,9 @@
 //!
 //!   mcp_bench upstream --port-file F          a trivial Streamable HTTP MCP server (`bench.noop`)
 //!   mcp_bench relay --upstream URL --port-file F
-//!                     a bare HTTP relay (axum in, reqwest out, no policy, no audit): the cost
-//!                     of one extra hop on this machine, the floor for any gateway
+//!                     a bare HTTP relay (axum in, the gateway's upstream client out, no
+//!                     policy, no audit): the cost of one extra hop on this machine, the floor
+//!                     for any gateway
 //!   mcp_bench compare --direct URL --gateway URL --token T [--relay URL] [--rate 1000]
 //!                     [--seconds 5] [--concurrency 32]
 //!
@@ -21,6 +22,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::post;
 use serde_json::{Value, json};
+use warden_gateway::http_client::{HttpClient, Outgoing};
 
 async fn upstream_handler(body: axum::body::Bytes) -> axum::response::Response {
     let msg: Value = match serde_json::from_slice(&body) {
@@ -47,13 +49,17 @@ async fn upstream_handler(body: axum::body::Bytes) -> axum::response::Response {
         .into_response()
 }
 
-/// The bare relay: forwards the body and the MCP headers, returns the upstream's answer.
+/// The bare relay: forwards the body and the MCP headers with the gateway's own upstream
+/// client, returns the upstream's answer.
 async fn relay_handler(
-    axum::extract::State((client, url)): axum::extract::State<(reqwest::Client, String)>,
+    axum::extract::State(client): axum::extract::State<Arc<HttpClient>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> axum::response::Response {
-    let mut rb = client.post(&url).body(body);
+    let mut out = Outgoing {
+        headers: Vec::new(),
+        body: body.to_vec(),
+    };
     for name in [
         "content-type",
         "accept",
@@ -61,20 +67,23 @@ async fn relay_handler(
         "mcp-protocol-version",
     ] {
         if let Some(v) = headers.get(name) {
-            rb = rb.header(name, v.as_bytes());
+            out.headers
+                .push((axum::http::HeaderName::from_static(name), v.clone()));
         }
     }
-    match rb.send().await {
+    match client.post(out).await {
         Ok(r) => {
-            let status = StatusCode::from_u16(r.status().as_u16()).unwrap();
+            let status = r.status;
             let mut h = HeaderMap::new();
             for name in ["content-type", "mcp-session-id"] {
-                if let Some(v) = r.headers().get(name) {
-                    h.insert(name, v.to_str().unwrap().parse().unwrap());
+                if let Some(v) = r.headers.get(name) {
+                    h.insert(name, v.clone());
                 }
             }
-            let bytes = r.bytes().await.unwrap_or_default();
-            (status, h, bytes.to_vec()).into_response()
+            match r.bytes().await {
+                Ok(bytes) => (status, h, bytes).into_response(),
+                Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+            }
         }
         Err(_) => StatusCode::BAD_GATEWAY.into_response(),
     }
@@ -253,15 +262,10 @@ async fn main() {
             if let Some(f) = arg(&args, "--port-file") {
                 std::fs::write(f, port.to_string()).unwrap();
             }
-            warden_gateway::upstream::install_crypto_provider();
-            let client = reqwest::Client::builder()
-                .pool_max_idle_per_host(64)
-                .tcp_nodelay(true)
-                .build()
-                .unwrap();
+            let client = Arc::new(HttpClient::new(&upstream, Duration::from_secs(10)));
             let app = Router::new()
                 .route("/mcp", post(relay_handler))
-                .with_state((client, upstream));
+                .with_state(client);
             axum::serve(listener, app).await.unwrap();
         }
         Some("compare") => {
