@@ -1258,14 +1258,9 @@ impl Gateway {
         }
         if action == warden_detect::GatewayAction::Block {
             return Some(format!(
-                "Warden blocked the result of {}: it looks like a prompt injection (score {:.2}, {}). The session is tainted.",
+                "Warden blocked the result of {}: {}. The session is tainted.",
                 tr.qualified(),
-                report.score,
-                report
-                    .evidence
-                    .first()
-                    .map(|e| e.message.as_str())
-                    .unwrap_or("detector")
+                report.summary()
             ));
         }
         if conn.is_some_and(|c| c.redact_results) {

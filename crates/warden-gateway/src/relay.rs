@@ -266,17 +266,7 @@ pub(crate) fn server_request_guard(inv: &Inventory) -> crate::upstream::ServerRe
                 .map(|p| p.text)
                 .collect();
         let (report, _) = detector.inspect_parts(&parts);
-        (report.verdict == warden_detect::Verdict::Injection).then(|| {
-            format!(
-                "it looks like a prompt injection (score {:.2}, {})",
-                report.score,
-                report
-                    .evidence
-                    .first()
-                    .map(|e| e.message.as_str())
-                    .unwrap_or("detector")
-            )
-        })
+        (report.verdict == warden_detect::Verdict::Injection).then(|| report.summary())
     }))
 }
 
