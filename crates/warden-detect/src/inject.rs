@@ -414,7 +414,10 @@ mod tests {
         ]);
         assert_eq!(report.verdict, Verdict::Injection);
         let s = report.summary();
-        assert!(s.starts_with("it looks like a prompt injection (score "), "{s}");
+        assert!(
+            s.starts_with("it looks like a prompt injection (score "),
+            "{s}"
+        );
         assert!(s.contains(&format!("{:.2}", report.score)), "{s}");
         assert!(s.contains(&report.evidence[0].message), "{s}");
         let empty = InjectionReport {
