@@ -82,6 +82,11 @@ pub struct PolicyEngine {
     /// Agent-specific policies whose scope covers every tool.
     agent_wide: HashMap<String, PolicySet>,
     empty: PolicySet,
+    /// Decisions of (tool, agent) pairs whose policies never read the context: with the
+    /// entities fixed for the engine's lifetime, Cedar's answer for such a pair is the same
+    /// on every call, so it is evaluated once. None: some policy reads the context (the
+    /// arguments, the session, the delegation, the time), so every call is evaluated.
+    constant: std::sync::RwLock<HashMap<ToolRef, HashMap<String, Option<Decision>>>>,
 }
 
 impl std::fmt::Debug for PolicyEngine {
@@ -457,6 +462,7 @@ impl PolicyEngine {
             approval_gated,
             agent_wide,
             empty: PolicySet::new(),
+            constant: std::sync::RwLock::new(HashMap::new()),
         })
     }
 
@@ -488,6 +494,19 @@ impl PolicyEngine {
             Ok(x) => x,
             Err(reason) => return Decision::deny_precheck(reason),
         };
+        if sliced
+            && let Some(known) = self
+                .constant
+                .read()
+                .unwrap()
+                .get(&req.tool)
+                .and_then(|by_agent| by_agent.get(&req.agent))
+            && let Some(d) = known
+        {
+            let mut d = d.clone();
+            d.ignored_args = ignored;
+            return d;
+        }
         let ctx = match context(vec![
             ("args", args),
             ("session", session_expr(&req.session)),
@@ -514,6 +533,18 @@ impl PolicyEngine {
             Some(agent),
             &format!("agent `{}` to call `{}`", req.agent, req.tool),
         );
+        if sliced {
+            let reads_context = sets
+                .iter()
+                .flat_map(|s| s.policies())
+                .any(|p| self.meta.get(p.id()).is_none_or(|m| m.context.any()));
+            self.constant
+                .write()
+                .unwrap()
+                .entry(req.tool.clone())
+                .or_default()
+                .insert(req.agent.clone(), (!reads_context).then(|| d.clone()));
+        }
         d.ignored_args = ignored;
         d
     }

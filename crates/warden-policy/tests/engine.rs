@@ -223,6 +223,44 @@ fn undeclared_arguments_are_ignored_not_fatal() {
 }
 
 #[test]
+fn repeated_calls_get_their_own_argument_checks_and_context() {
+    let e = engine();
+    // `pay.get`: no policy that applies reads the context, so its decision is reused; the
+    // argument checks and the ignored arguments still belong to each call.
+    let first = e.decide(&req(
+        "refunder",
+        "pay.get",
+        json!({"charge_id": "c", "x": 1}),
+    ));
+    assert!(first.is_allow(), "{first:?}");
+    assert_eq!(first.ignored_args, vec!["x"]);
+    let second = e.decide(&req("refunder", "pay.get", json!({"charge_id": "c"})));
+    assert!(second.is_allow(), "{second:?}");
+    assert!(second.ignored_args.is_empty(), "{second:?}");
+    let missing = e.decide(&req("refunder", "pay.get", json!({})));
+    assert!(missing.is_deny(), "{missing:?}");
+    assert!(
+        missing.reasons[0].contains("missing required argument `charge_id`"),
+        "{missing:?}"
+    );
+    // `pay.refund` reads `context.args`: every call is decided on its own arguments.
+    let small = json!({"charge_id": "c", "amount": 10});
+    let big = json!({"charge_id": "c", "amount": 6000});
+    for _ in 0..2 {
+        assert!(
+            e.decide(&req("refunder", "pay.refund", small.clone()))
+                .is_allow()
+        );
+        let d = e.decide(&req("refunder", "pay.refund", big.clone()));
+        assert!(d.is_deny(), "{d:?}");
+        assert_eq!(d.policies[0].id, "refund-cap");
+    }
+    // Another agent on a tool already decided for refunder is decided for itself.
+    let mailer = e.decide(&req("mailer", "pay.get", json!({"charge_id": "c"})));
+    assert!(mailer.is_deny(), "{mailer:?}");
+}
+
+#[test]
 fn approval_rule_and_tainted_permit_combine() {
     let e = engine();
     let clean = e.decide(&req("refunder", "mail.send", json!({"to": "a@b"})));
