@@ -494,6 +494,8 @@ impl PolicyEngine {
             Ok(x) => x,
             Err(reason) => return Decision::deny_precheck(reason),
         };
+        // Whether this pair was classified already (its decision reusable or not).
+        let mut classified = false;
         if sliced
             && let Some(known) = self
                 .constant
@@ -501,11 +503,13 @@ impl PolicyEngine {
                 .unwrap()
                 .get(&req.tool)
                 .and_then(|by_agent| by_agent.get(&req.agent))
-            && let Some(d) = known
         {
-            let mut d = d.clone();
-            d.ignored_args = ignored;
-            return d;
+            if let Some(d) = known {
+                let mut d = d.clone();
+                d.ignored_args = ignored;
+                return d;
+            }
+            classified = true;
         }
         let ctx = match context(vec![
             ("args", args),
@@ -533,7 +537,8 @@ impl PolicyEngine {
             Some(agent),
             &format!("agent `{}` to call `{}`", req.agent, req.tool),
         );
-        if sliced {
+        if sliced && !classified {
+            // Once per pair: the pairs that read the context take no write lock per call.
             let reads_context = sets
                 .iter()
                 .flat_map(|s| s.policies())
