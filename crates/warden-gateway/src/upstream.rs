@@ -986,8 +986,18 @@ impl HttpUpstream {
         })
     }
 
-    async fn send(&self, out: Outgoing) -> Result<Response, String> {
-        self.client.post(out).await
+    /// Posts a message that expects no answer (a notification, the reply to a server
+    /// request). Err only when the request cannot be built; a failed delivery is ignored.
+    async fn post_one_way(
+        &self,
+        msg: &Value,
+        session: Option<&HttpSession>,
+    ) -> Result<(), GatewayError> {
+        let out = self.build(msg, session)?;
+        if let Ok(resp) = self.client.post(out).await {
+            resp.discard();
+        }
+        Ok(())
     }
 
     async fn session(&self) -> Result<Arc<HttpSession>, GatewayError> {
@@ -1000,13 +1010,14 @@ impl HttpUpstream {
             "capabilities": client_capabilities(),
             "clientInfo": {"name": "warden-gateway", "version": env!("CARGO_PKG_VERSION")}
         }});
-        let resp =
-            self.send(self.build(&init, None)?)
-                .await
-                .map_err(|e| GatewayError::Unavailable {
-                    connector: self.connector.clone(),
-                    message: format!("cannot reach {}: {e}", self.spec.url),
-                })?;
+        let resp = self
+            .client
+            .post(self.build(&init, None)?)
+            .await
+            .map_err(|e| GatewayError::Unavailable {
+                connector: self.connector.clone(),
+                message: format!("cannot reach {}: {e}", self.spec.url),
+            })?;
         if !resp.status.is_success() {
             return Err(GatewayError::Unavailable {
                 connector: self.connector.clone(),
@@ -1038,9 +1049,7 @@ impl HttpUpstream {
             capabilities,
         });
         let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-        if let Ok(resp) = self.send(self.build(&note, Some(&sess))?).await {
-            resp.discard();
-        }
+        self.post_one_way(&note, Some(&sess)).await?;
         *s = Some(sess.clone());
         self.stale_for_tools.store(true, Ordering::Release);
         Ok(sess)
@@ -1105,11 +1114,7 @@ impl HttpUpstream {
                     )
                     .await;
                     let sess = self.session.lock().await.clone();
-                    if let Ok(out) = self.build(&reply, sess.as_deref())
-                        && let Ok(resp) = self.send(out).await
-                    {
-                        resp.discard();
-                    }
+                    let _ = self.post_one_way(&reply, sess.as_deref()).await;
                 } else if msg.get("method").is_some() {
                     if msg.get("method").and_then(Value::as_str) == Some("notifications/message")
                         && let Some(sink) = relay
@@ -1147,7 +1152,8 @@ impl HttpUpstream {
             for attempt in 0..2 {
                 let sess = self.session().await?;
                 let resp = self
-                    .send(self.build(&body, Some(&sess))?)
+                    .client
+                    .post(self.build(&body, Some(&sess))?)
                     .await
                     .map_err(|e| self.err(format!("request failed: {e}")))?;
                 if resp.status == hyper::StatusCode::NOT_FOUND && sess.id.is_some() && attempt == 0
@@ -1179,11 +1185,7 @@ impl HttpUpstream {
                         if let Ok(sess) = self.session().await {
                             let note = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
                                 "params": {"requestId": id, "reason": reason.unwrap_or_default()}});
-                            if let Ok(out) = self.build(&note, Some(&sess))
-                                && let Ok(resp) = self.send(out).await
-                            {
-                                resp.discard();
-                            }
+                            let _ = self.post_one_way(&note, Some(&sess)).await;
                         }
                         Err(GatewayError::Cancelled)
                     }
