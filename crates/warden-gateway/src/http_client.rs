@@ -100,6 +100,10 @@ fn plain_target(url: &str) -> Option<(String, String)> {
         return None;
     }
     let authority = uri.authority()?;
+    if authority.as_str().contains('@') {
+        // Credentials in the URL: reqwest turns them into basic auth.
+        return None;
+    }
     let authority = match authority.port_u16() {
         Some(_) => authority.as_str().to_string(),
         None => format!("{}:80", authority.as_str()),
@@ -347,6 +351,7 @@ mod tests {
             Some(("example.com:80".into(), "/".into()))
         );
         assert_eq!(plain_target("https://example.com/mcp"), None);
+        assert_eq!(plain_target("http://user:secret@example.com/mcp"), None);
         assert_eq!(plain_target("not a url"), None);
     }
 
