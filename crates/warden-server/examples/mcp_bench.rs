@@ -6,11 +6,15 @@
 //!                     policy, no audit): the cost of one extra hop on this machine, the floor
 //!                     for any gateway
 //!   mcp_bench compare --direct URL --gateway URL --token T [--relay URL] [--rate 1000]
-//!                     [--seconds 5] [--concurrency 32]
+//!                     [--seconds 5] [--block 0.25] [--concurrency 32]
+//!                     [--gateway-b URL --token-b T]
 //!
-//! `compare` drives `tools/call` at a fixed open-loop rate against the upstream directly and
-//! through the gateway (each call is sent at its scheduled time whether or not earlier calls
-//! have answered, so a stall is not hidden; latency is measured from the send), then measures the maximum calls/s of both with a closed loop of
+//! `compare` drives `tools/call` at a fixed open-loop rate against the upstream directly,
+//! through the gateway (and the bare relay, and a second gateway build for an A/B), each
+//! path `--seconds` in all, interleaved in `--block`-second blocks so that the host's
+//! changing load falls on every path alike (each call is sent at its scheduled time whether
+//! or not earlier calls have answered, so a stall is not hidden; latency is measured from
+//! the send); then it measures the maximum calls/s of each with a closed loop of
 //! `--concurrency` callers, and prints a table.
 
 use std::sync::Arc;
@@ -157,47 +161,68 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// Drives `tools/call` on every path at the same fixed open-loop `rate`, interleaved in
+/// blocks of `block` seconds (the order rotating from block to block), so that a change in
+/// the host's load during the run affects every path alike. Each call is sent at its
+/// scheduled time whether or not earlier calls have answered (a stall is not hidden);
+/// latency is measured from the send. Returns one [`Stats`] per path.
 async fn fixed_rate(
     client: reqwest::Client,
-    t: Arc<Target>,
-    tool: &'static str,
+    paths: &[(Arc<Target>, &'static str)],
     rate: f64,
     seconds: f64,
-) -> Stats {
-    let n = (rate * seconds) as u64;
-    let start = Instant::now();
-    let mut handles = Vec::with_capacity(n as usize);
-    let errors = Arc::new(AtomicU64::new(0));
-    for i in 0..n {
-        let due = start + Duration::from_secs_f64(i as f64 / rate);
-        tokio::time::sleep_until(due.into()).await;
-        let (client, t, errors) = (client.clone(), t.clone(), errors.clone());
-        handles.push(tokio::spawn(async move {
-            // Latency from the moment the call is sent: tokio's timer wakes the schedule up to
-            // 1 ms late, which would add the same noise to both paths. The schedule stays open
-            // loop (a slow call never delays the next one).
-            let sent = Instant::now();
-            let ok = call(&client, &t, tool, i).await;
-            if !ok {
-                errors.fetch_add(1, Ordering::Relaxed);
+    block: f64,
+) -> Vec<Stats> {
+    let blocks = (seconds / block).round().max(1.0) as usize;
+    let per_block = ((rate * seconds) / blocks as f64).round().max(1.0) as u64;
+    let mut lat: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
+    let mut errors = vec![0u64; paths.len()];
+    let mut busy = vec![0f64; paths.len()];
+    let mut i = 0u64;
+    for b in 0..blocks {
+        for k in 0..paths.len() {
+            let k = (k + b) % paths.len();
+            let (t, tool) = &paths[k];
+            let start = Instant::now();
+            let mut handles = Vec::with_capacity(per_block as usize);
+            for j in 0..per_block {
+                let due = start + Duration::from_secs_f64(j as f64 / rate);
+                tokio::time::sleep_until(due.into()).await;
+                i += 1;
+                let (client, t, tool, i) = (client.clone(), t.clone(), *tool, i);
+                handles.push(tokio::spawn(async move {
+                    // Latency from the moment the call is sent: tokio's timer wakes the
+                    // schedule up to 1 ms late, which would add the same noise to every path.
+                    let sent = Instant::now();
+                    let ok = call(&client, &t, tool, i).await;
+                    (sent.elapsed().as_secs_f64() * 1000.0, ok)
+                }));
             }
-            sent.elapsed().as_secs_f64() * 1000.0
-        }));
+            for h in handles {
+                let (ms, ok) = h.await.unwrap();
+                lat[k].push(ms);
+                if !ok {
+                    errors[k] += 1;
+                }
+            }
+            busy[k] += start.elapsed().as_secs_f64();
+        }
     }
-    let mut lat = Vec::with_capacity(n as usize);
-    for h in handles {
-        lat.push(h.await.unwrap());
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    Stats {
-        achieved: n as f64 / elapsed,
-        p50: pct(&lat, 0.5),
-        p90: pct(&lat, 0.9),
-        p99: pct(&lat, 0.99),
-        max: *lat.last().unwrap_or(&f64::NAN),
-        errors: errors.load(Ordering::Relaxed),
-    }
+    lat.into_iter()
+        .zip(errors)
+        .zip(busy)
+        .map(|((mut l, errors), busy)| {
+            l.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            Stats {
+                achieved: l.len() as f64 / busy,
+                p50: pct(&l, 0.5),
+                p90: pct(&l, 0.9),
+                p99: pct(&l, 0.99),
+                max: *l.last().unwrap_or(&f64::NAN),
+                errors,
+            }
+        })
+        .collect()
 }
 
 async fn max_rate(
@@ -288,56 +313,73 @@ async fn main() {
                 .tcp_nodelay(true)
                 .build()
                 .unwrap();
+            let block: f64 = arg(&args, "--block")
+                .map(|s| s.parse().unwrap())
+                .unwrap_or(0.25);
             let d = Arc::new(connect(&client, &direct, None).await);
             let g = Arc::new(connect(&client, &gateway, Some(&token)).await);
+            let mut paths = vec![(d.clone(), "noop"), (g.clone(), "bench.noop")];
+            let mut names = vec!["direct", "through warden"];
             let r = match arg(&args, "--relay") {
                 Some(u) => Some(Arc::new(connect(&client, &u, None).await)),
                 None => None,
             };
-            // Warm up every path (connection pools, upstream session).
-            let _ = fixed_rate(client.clone(), d.clone(), "noop", rate, 0.5).await;
-            let _ = fixed_rate(client.clone(), g.clone(), "bench.noop", rate, 0.5).await;
             if let Some(r) = &r {
-                let _ = fixed_rate(client.clone(), r.clone(), "noop", rate, 0.5).await;
+                paths.push((r.clone(), "noop"));
+                names.push("through a bare relay (no policy, no audit)");
             }
-            let sd = fixed_rate(client.clone(), d.clone(), "noop", rate, seconds).await;
-            let sg = fixed_rate(client.clone(), g.clone(), "bench.noop", rate, seconds).await;
-            let sr = match &r {
-                Some(r) => Some(fixed_rate(client.clone(), r.clone(), "noop", rate, seconds).await),
-                None => None,
+            // A second gateway build measured in the same interleaved run (A/B of a change).
+            let gb = match (arg(&args, "--gateway-b"), arg(&args, "--token-b")) {
+                (Some(u), Some(t)) => Some(Arc::new(connect(&client, &u, Some(&t)).await)),
+                _ => None,
             };
+            if let Some(gb) = &gb {
+                paths.push((gb.clone(), "bench.noop"));
+                names.push("through warden B");
+            }
+            // Warm up every path (connection pools, upstream session).
+            let _ = fixed_rate(client.clone(), &paths, rate, 0.5, 0.5).await;
+            let stats = fixed_rate(client.clone(), &paths, rate, seconds, block).await;
             let (md, ed) = max_rate(client.clone(), d.clone(), "noop", conc, seconds).await;
             let (mg, eg) = max_rate(client.clone(), g.clone(), "bench.noop", conc, seconds).await;
             let mr = match &r {
                 Some(r) => Some(max_rate(client.clone(), r.clone(), "noop", conc, seconds).await),
                 None => None,
             };
-            println!("\n## tools/call at a fixed {rate} calls/s for {seconds} s {label}\n");
+            println!(
+                "\n## tools/call at a fixed {rate} calls/s for {seconds} s per path, interleaved in {block} s blocks {label}\n"
+            );
             println!("| path | achieved calls/s | p50 ms | p90 ms | p99 ms | max ms | errors |");
             println!("|---|---:|---:|---:|---:|---:|---:|");
-            let mut rows = vec![("direct", &sd), ("through warden", &sg)];
-            if let Some(sr) = &sr {
-                rows.push(("through a bare relay (no policy, no audit)", sr));
-            }
-            for (name, s) in rows {
+            for (name, s) in names.iter().zip(&stats) {
                 println!(
                     "| {name} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {} |",
                     s.achieved, s.p50, s.p90, s.p99, s.max, s.errors
                 );
             }
-            println!(
-                "| **added by warden** | | **{:.3}** | {:.3} | **{:.3}** | | |",
-                sg.p50 - sd.p50,
-                sg.p90 - sd.p90,
-                sg.p99 - sd.p99
-            );
-            if let Some(sr) = &sr {
-                println!(
-                    "| added by the bare relay (one hop, the floor) | | {:.3} | {:.3} | {:.3} | | |",
-                    sr.p50 - sd.p50,
-                    sr.p90 - sd.p90,
-                    sr.p99 - sd.p99
-                );
+            let sd = &stats[0];
+            for (k, name) in names.iter().enumerate().skip(1) {
+                let s = &stats[k];
+                let row = match *name {
+                    "through warden" => "**added by warden**".to_string(),
+                    "through warden B" => "added by warden B".to_string(),
+                    _ => "added by the bare relay (one hop, the floor)".to_string(),
+                };
+                if k == 1 {
+                    println!(
+                        "| {row} | | **{:.3}** | {:.3} | **{:.3}** | | |",
+                        s.p50 - sd.p50,
+                        s.p90 - sd.p90,
+                        s.p99 - sd.p99
+                    );
+                } else {
+                    println!(
+                        "| {row} | | {:.3} | {:.3} | {:.3} | | |",
+                        s.p50 - sd.p50,
+                        s.p90 - sd.p90,
+                        s.p99 - sd.p99
+                    );
+                }
             }
             println!("\n## maximum calls/s ({conc} concurrent callers, {seconds} s)\n");
             println!("| path | calls/s | errors |");
