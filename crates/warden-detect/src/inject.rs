@@ -216,8 +216,8 @@ impl InjectionDetector {
                 kind: "classifier",
                 rule: "classifier".to_string(),
                 message: format!(
-                    "the classifier's highest-scoring window (probability {:.4})",
-                    w.score
+                    "the classifier's highest-scoring window (probability {})",
+                    four_decimals(w.score)
                 ),
                 score: calibrate(w.score, self.config.classifier_calibration),
                 start: gs,
@@ -401,6 +401,14 @@ fn hexval(c: u8) -> Option<u8> {
     (c as char).to_digit(16).map(|d| d as u8)
 }
 
+/// A probability in [0, 1] with four decimals, as `{:.4}` writes it, without the float
+/// formatter (this runs on every result the gateway inspects).
+fn four_decimals(p: f64) -> String {
+    let p = p.clamp(0.0, 1.0);
+    let t = (p * 10_000.0).round() as u32;
+    format!("{}.{:04}", t / 10_000, t % 10_000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -520,5 +528,20 @@ mod tests {
         let d = InjectionDetector::default();
         let r = d.inspect("Meeting at 10\u{200B} tomorrow.");
         assert_eq!(r.verdict, Verdict::Suspicious);
+    }
+}
+
+#[cfg(test)]
+mod four_decimals_tests {
+    #[test]
+    fn matches_the_float_formatter() {
+        for i in 0..=20_000u32 {
+            // Values between the four-decimal steps, away from exact ties.
+            let p = i as f64 / 20_000.0 + 0.000_013;
+            let p = p.min(1.0);
+            assert_eq!(super::four_decimals(p), format!("{p:.4}"), "at {p}");
+        }
+        assert_eq!(super::four_decimals(0.0), "0.0000");
+        assert_eq!(super::four_decimals(1.0), "1.0000");
     }
 }

@@ -706,10 +706,12 @@ impl Gateway {
             self.server_response(who, session, &msg).await;
             return None;
         };
-        let params = obj
-            .get("params")
-            .cloned()
-            .unwrap_or(Value::Object(Map::new()));
+        // The message is ours: take the parameters out rather than copy them.
+        let params = match msg {
+            Value::Object(mut obj) => obj.remove("params"),
+            _ => None,
+        }
+        .unwrap_or(Value::Object(Map::new()));
         let Some(id) = id else {
             self.notification(session, &method, &params);
             return None;
@@ -887,25 +889,30 @@ impl Gateway {
         let agent = self.inv.agents.get(&who.agent);
         let connector = self.inv.connectors.get(&tr.connector);
         let tool = connector.and_then(|c| c.tools.get(&tr.tool));
-        let scopes = [
-            (
-                format!("agent:{}", who.agent),
-                agent.and_then(|a| a.limits.clone()),
-                format!("agent {}", who.agent),
-            ),
-            (
-                format!("connector:{}", tr.connector),
-                connector.and_then(|c| c.limits.clone()),
-                format!("connector {}", tr.connector),
-            ),
-            (
-                format!("tool:{}", tr.qualified()),
-                tool.and_then(|t| t.value.limits.clone()),
-                format!("tool {tr}"),
-            ),
+        // Keys and labels are built only for scopes that declare limits (most calls have none).
+        let scopes: [(
+            Option<&warden_core::model::Limits>,
+            &dyn Fn() -> (String, String),
+        ); 3] = [
+            (agent.and_then(|a| a.limits.as_ref()), &|| {
+                (
+                    format!("agent:{}", who.agent),
+                    format!("agent {}", who.agent),
+                )
+            }),
+            (connector.and_then(|c| c.limits.as_ref()), &|| {
+                (
+                    format!("connector:{}", tr.connector),
+                    format!("connector {}", tr.connector),
+                )
+            }),
+            (tool.and_then(|t| t.value.limits.as_ref()), &|| {
+                (format!("tool:{}", tr.qualified()), format!("tool {tr}"))
+            }),
         ];
-        for (key, limits, label) in scopes {
+        for (limits, names) in scopes {
             let Some(l) = limits else { continue };
+            let (key, label) = names();
             if let Some(cpm) = l.calls_per_minute
                 && !self.limiter.take(&key, cpm)
             {
@@ -1027,7 +1034,8 @@ impl Gateway {
         ev.decision = Some(decision.outcome.as_str().into());
         ev.policies = decision.policies.clone();
         ev.reasons = decision.reasons.clone();
-        let meta = json!({"request": request_id, "decision": decision.outcome.as_str(), "policies": decision.policies, "reasons": decision.reasons});
+        // What a refusal tells the agent (built only when the call is refused).
+        let meta = || json!({"request": request_id, "decision": decision.outcome.as_str(), "policies": decision.policies, "reasons": decision.reasons});
         let mut approved_args = None;
         match &decision.outcome {
             Outcome::Allow => {}
@@ -1097,7 +1105,7 @@ impl Gateway {
                     "Warden denied {name}: {} (policy: {policies})",
                     reasons.join("; ")
                 );
-                let mut meta = meta;
+                let mut meta = meta();
                 meta["reasons"] = json!(reasons);
                 return tool_error(id, &text, meta);
             }
@@ -1110,7 +1118,7 @@ impl Gateway {
                 ev.kind = "rate_limited".into();
                 ev.outcome = Some("rate_limited".into());
                 self.audit.append_nowait(&ev).await;
-                let mut meta = meta;
+                let mut meta = meta();
                 meta["decision"] = json!("rate_limited");
                 return tool_error(id, &format!("Warden refused {name}: {msg}"), meta);
             }
@@ -1131,7 +1139,7 @@ impl Gateway {
             return tool_error(
                 id,
                 &format!("connector {} has no upstream", tr.connector),
-                meta,
+                meta(),
             );
         };
         params["name"] = Value::String(tr.tool.clone());

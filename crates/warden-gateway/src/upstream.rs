@@ -619,7 +619,7 @@ impl StdioConn {
             self.pending.lock().unwrap().remove(&id);
             return Err(Ok(self.death_message()));
         }
-        let msg = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let msg = request_message(&Value::from(id), method, params);
         if let Err(e) = self.send(&msg).await {
             self.pending.lock().unwrap().remove(&id);
             return Err(Ok(format!("cannot write to the server: {e}")));
@@ -1147,7 +1147,7 @@ impl HttpUpstream {
             progress_map.lock().unwrap().insert(ours, (orig, sink));
         }
         let id = Value::from(self.next_id.fetch_add(1, Ordering::Relaxed));
-        let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let body = request_message(&id, method, params);
         let work = async {
             for attempt in 0..2 {
                 let sess = self.session().await?;
@@ -1194,6 +1194,17 @@ impl HttpUpstream {
             None => work.await,
         }
     }
+}
+
+/// The JSON-RPC request sent upstream. Built field by field: `json!` would copy `params`
+/// (the call's arguments) through the serializer once more.
+fn request_message(id: &Value, method: &str, params: Value) -> Value {
+    let mut m = serde_json::Map::with_capacity(4);
+    m.insert("jsonrpc".into(), Value::String("2.0".into()));
+    m.insert("id".into(), id.clone());
+    m.insert("method".into(), Value::String(method.to_string()));
+    m.insert("params".into(), params);
+    Value::Object(m)
 }
 
 fn find_event_end(buf: &[u8]) -> Option<(usize, usize)> {
