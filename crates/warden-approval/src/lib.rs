@@ -34,7 +34,7 @@ pub mod ops;
 pub mod store;
 pub mod webhook;
 
-pub use canonical::{args_digest, canonical_json};
+pub use canonical::{args_digest, canonical_json, write_canonical};
 pub use diff::{ArgChange, diff_args};
 pub use eligibility::{Ineligible, check_eligible, eligible_approvers};
 pub use error::ApprovalError;

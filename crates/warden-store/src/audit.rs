@@ -153,10 +153,15 @@ pub fn chain_hash(prev_hash: &str, record: &str) -> String {
 
 /// The canonical stored form of an event at `seq`.
 pub fn record_text(seq: i64, event: &Value) -> String {
-    let mut m = Map::new();
-    m.insert("seq".into(), Value::from(seq));
-    m.insert("event".into(), event.clone());
-    canonical_json(&Value::Object(m))
+    // canonical_json({"seq": seq, "event": event}), written without copying the event:
+    // the keys in canonical order are "event" then "seq".
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(b"{\"event\":");
+    warden_approval::write_canonical(event, &mut out);
+    out.extend_from_slice(b",\"seq\":");
+    out.extend_from_slice(seq.to_string().as_bytes());
+    out.push(b'}');
+    String::from_utf8(out).expect("serde_json writes UTF-8")
 }
 
 /// sha256 of the canonical JSON of `v` (argument digests).
@@ -180,7 +185,7 @@ struct NewRow {
 }
 
 /// Chains `events` onto `(seq, hash)`, the current head.
-fn chain_rows(head: (i64, &str), events: &[Value]) -> Vec<NewRow> {
+fn chain_rows(head: (i64, &str), events: &[&Value]) -> Vec<NewRow> {
     let (mut seq, prev) = head;
     let mut prev = prev.to_string();
     events
@@ -266,7 +271,7 @@ async fn advance_checkpoint(
 async fn append_after_head(
     conn: &mut AnyConnection,
     head: (i64, &str),
-    events: &[Value],
+    events: &[&Value],
     checkpoint: Option<(&str, u64)>,
 ) -> Result<Vec<Receipt>, StoreError> {
     let rows = chain_rows(head, events);
@@ -290,7 +295,7 @@ async fn append_after_head(
 pub(crate) async fn append_locked(
     conn: &mut AnyConnection,
     backend: Backend,
-    events: &[Value],
+    events: &[&Value],
     checkpoint: Option<(&str, u64)>,
 ) -> Result<Vec<Receipt>, StoreError> {
     // Take the write lock before reading the head, so a second writer (another process,
@@ -432,7 +437,7 @@ impl AuditWriter {
                     }
                 }
                 while !batch.is_empty() {
-                    let events: Vec<Value> = batch.iter().map(|p| p.event.clone()).collect();
+                    let events: Vec<&Value> = batch.iter().map(|p| &p.event).collect();
                     let through = batch.last().and_then(|p| p.n);
                     let checkpoint = journal.as_ref().zip(through).map(|(j, n)| (j.id(), n));
                     // Fast path after the head this writer wrote last; the locked path
@@ -517,7 +522,15 @@ impl AuditWriter {
         };
         // The writer's own work (chaining, hashing, the store's round trips) runs on a thread
         // of its own, never on the runtime's workers: there it would hold up the calls queued
-        // behind it on the same worker (measured: +0.04 ms at the median of a gateway call).
+        // behind it on the same worker (measured: +0.02 to +0.056 ms at the median of a
+        // gateway call). It still lives and dies with the runtime that started it: when that
+        // runtime stops (the process is ending), the writer stops where it is, as a task
+        // would, and what it had not copied stays in the journal for recovery.
+        let (alive, runtime_gone) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _alive = alive;
+            std::future::pending::<()>().await
+        });
         let spawned = std::thread::Builder::new()
             .name("warden-audit-writer".into())
             .spawn(move || {
@@ -525,7 +538,12 @@ impl AuditWriter {
                     .enable_all()
                     .build()
                 {
-                    Ok(rt) => rt.block_on(task),
+                    Ok(rt) => rt.block_on(async {
+                        tokio::select! {
+                            _ = task => {}
+                            _ = runtime_gone => {}
+                        }
+                    }),
                     Err(e) => eprintln!("warden: cannot start the audit writer: {e}"),
                 }
             });
@@ -647,8 +665,7 @@ impl Store {
             message: e.to_string(),
         })?;
         let mut conn = self.pool().acquire().await?;
-        let mut r =
-            append_locked(&mut conn, self.backend(), std::slice::from_ref(&v), None).await?;
+        let mut r = append_locked(&mut conn, self.backend(), &[&v], None).await?;
         Ok(r.remove(0))
     }
 
@@ -861,5 +878,27 @@ fn verify_rows(rows: &[Row_], expect_head: Option<&str>) -> VerifyReport {
         records: rows.len() as u64,
         head,
         problem: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_text_is_the_canonical_form_of_seq_and_event() {
+        let events = [
+            serde_json::json!({"kind": "decision", "time": "2026-12-04T15:00:00.000Z",
+                "args": {"z": [1, {"b": null, "a": "é\n"}], "amount": 600.5}, "policies": ["p"]}),
+            serde_json::json!({}),
+            serde_json::json!({"seq": "an event field named seq", "event": 1}),
+        ];
+        for (i, ev) in events.iter().enumerate() {
+            let seq = [1i64, 9_007_199_254_740_993, -4][i];
+            let mut m = Map::new();
+            m.insert("seq".into(), Value::from(seq));
+            m.insert("event".into(), ev.clone());
+            assert_eq!(record_text(seq, ev), canonical_json(&Value::Object(m)));
+        }
     }
 }

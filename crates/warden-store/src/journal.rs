@@ -430,7 +430,7 @@ impl Store {
                 .collect();
             let mut conn = self.pool().acquire().await?;
             for chunk in pending.chunks(RECOVERY_BATCH) {
-                let events: Vec<Value> = chunk.iter().map(|(_, v)| v.clone()).collect();
+                let events: Vec<&Value> = chunk.iter().map(|(_, v)| v).collect();
                 let through = chunk.last().map(|(n, _)| *n).unwrap_or(copied);
                 crate::audit::append_locked(
                     &mut conn,
