@@ -278,6 +278,13 @@ fn random_hex(bytes: usize) -> String {
 }
 
 /// A JSON-RPC success response.
+/// Limits of one scope (agent, connector, tool) and, built only when it has some, its
+/// limiter key and its name in error messages.
+type LimitScope<'a> = (
+    Option<&'a warden_core::model::Limits>,
+    &'a dyn Fn() -> (String, String),
+);
+
 pub fn ok(id: &Value, result: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "result": result})
 }
@@ -890,10 +897,7 @@ impl Gateway {
         let connector = self.inv.connectors.get(&tr.connector);
         let tool = connector.and_then(|c| c.tools.get(&tr.tool));
         // Keys and labels are built only for scopes that declare limits (most calls have none).
-        let scopes: [(
-            Option<&warden_core::model::Limits>,
-            &dyn Fn() -> (String, String),
-        ); 3] = [
+        let scopes: [LimitScope; 3] = [
             (agent.and_then(|a| a.limits.as_ref()), &|| {
                 (
                     format!("agent:{}", who.agent),
