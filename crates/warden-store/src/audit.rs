@@ -885,6 +885,48 @@ fn verify_rows(rows: &[Row_], expect_head: Option<&str>) -> VerifyReport {
 mod tests {
     use super::*;
 
+    /// A full disk: the append fails with the device's error and its record never reaches
+    /// the chain; once there is room again, appends continue and the chain holds exactly the
+    /// acknowledged records, in order, and verifies.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_disk_refuses_the_record_and_loses_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = crate::Store::open(&tmp.path().join("w.db"), crate::Durability::Normal)
+            .await
+            .unwrap();
+        let jdir = tmp.path().join("journal");
+        let (w, _) = store.journaled_audit_writer(&jdir).await.unwrap();
+        let ev = |i: i64| AuditEvent::now("decision").with_detail("i", i);
+        w.append(&ev(0)).await.unwrap();
+        let journal = w.journal.clone().unwrap();
+        let full = std::fs::OpenOptions::new()
+            .append(true)
+            .open("/dev/full")
+            .unwrap();
+        let room = journal.swap_file(full);
+        let err = w.append(&ev(1)).await.unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Io { source, .. } if source.raw_os_error() == Some(28)),
+            "expected ENOSPC, got {err}"
+        );
+        w.append_nowait(&ev(2)).await; // reported on stderr, not queued
+        journal.swap_file(room);
+        w.append(&ev(3)).await.unwrap();
+        w.close().await;
+        let records = store.audit_after(0, 100).await.unwrap();
+        let numbers: Vec<i64> = records
+            .iter()
+            .filter(|r| r.event["kind"] == "decision")
+            .map(|r| r.event["detail"]["i"].as_i64().unwrap())
+            .collect();
+        assert_eq!(numbers, vec![0, 3]);
+        assert!(store.verify_audit(None).await.unwrap().ok);
+        assert!(
+            std::fs::read_dir(&jdir).unwrap().next().is_none(),
+            "everything acknowledged was copied, so the journal is gone"
+        );
+    }
+
     #[test]
     fn record_text_is_the_canonical_form_of_seq_and_event() {
         let events = [

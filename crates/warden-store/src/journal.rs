@@ -225,6 +225,13 @@ impl Journal {
         Ok((n, queued))
     }
 
+    /// Replaces the file records are written to (tests: a full disk is `/dev/full`).
+    #[cfg(test)]
+    pub(crate) fn swap_file(&self, file: File) -> File {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut st.file, file)
+    }
+
     /// Waits until record `n` is on disk (durability `full`); immediate otherwise.
     pub(crate) async fn synced(&self, n: u64) -> Result<(), StoreError> {
         let Some(s) = &self.syncer else {
