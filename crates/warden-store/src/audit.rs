@@ -360,6 +360,8 @@ enum Cmd {
     Flush(oneshot::Sender<()>),
     /// Copy everything queued, retire the journal, stop.
     Close(oneshot::Sender<()>),
+    /// Stop where it is, copying nothing more, as a killed process would.
+    Abandon(oneshot::Sender<()>),
 }
 
 /// Group-commit appender: a task owning one connection, appending every queued record to
@@ -419,6 +421,7 @@ impl AuditWriter {
             let mut head: Option<(i64, String)> = None;
             // The journal number of the last record copied into the store.
             let mut copied = 0u64;
+            let mut abandon: Option<oneshot::Sender<()>> = None;
             while close.is_none() {
                 let Some(first) = rx.recv().await else { break };
                 if journal.is_some() && matches!(first, Cmd::Append(_)) {
@@ -431,10 +434,20 @@ impl AuditWriter {
                         Cmd::Append(p) => batch.push(p),
                         Cmd::Flush(f) => flushes.push(f),
                         Cmd::Close(c) => close = Some(c),
+                        Cmd::Abandon(a) => abandon = Some(a),
                     }
-                    if batch.len() < MAX_BATCH && close.is_none() {
+                    if batch.len() < MAX_BATCH && close.is_none() && abandon.is_none() {
                         next = rx.try_recv().ok();
                     }
+                }
+                if let Some(a) = abandon.take() {
+                    // Nothing more is copied and the journal is not retired: what was not
+                    // copied stays there for recovery. Everything this writer holds (its
+                    // share of the journal and its lock, the connection) goes before the
+                    // answer.
+                    drop((batch, flushes, journal, conn, rx));
+                    let _ = a.send(());
+                    return;
                 }
                 while !batch.is_empty() {
                     let events: Vec<&Value> = batch.iter().map(|p| &p.event).collect();
@@ -643,6 +656,17 @@ impl AuditWriter {
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Cmd::Flush(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Stops the writer where it is, as if its process had been killed: nothing more is
+    /// copied into the store and the journal stays for the next start to recover (once this
+    /// handle and its clones are dropped, its lock is free). For tests of recovery.
+    #[doc(hidden)]
+    pub async fn abandon(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Cmd::Abandon(tx)).is_ok() {
             let _ = rx.await;
         }
     }

@@ -183,8 +183,8 @@ async fn stopped_process_journal_is_recovered_exactly_once(db: Db) {
 async fn killed_writer_leaves_a_journal_the_next_start_recovers(db: Db) {
     let (tmp, store) = new_store(db, Durability::Normal).await;
     let jdir = tmp.path().join("journal");
-    // A writer in its own runtime, dropped right after its appends returned: like a killed
-    // process, its task stops wherever it was and its lock on the journal goes away.
+    // A writer in its own runtime, stopped right after its appends returned: like a killed
+    // process, it stops wherever it was and its lock on the journal goes away.
     let (s2, j2) = (store.clone(), jdir.clone());
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -199,6 +199,7 @@ async fn killed_writer_leaves_a_journal_the_next_start_recovers(db: Db) {
                     .await
                     .unwrap();
             }
+            w.abandon().await;
         });
         drop(rt);
     })
