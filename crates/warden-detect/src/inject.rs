@@ -529,12 +529,9 @@ mod tests {
         let r = d.inspect("Meeting at 10\u{200B} tomorrow.");
         assert_eq!(r.verdict, Verdict::Suspicious);
     }
-}
 
-#[cfg(test)]
-mod four_decimals_tests {
     #[test]
-    fn matches_the_float_formatter() {
+    fn four_decimals_matches_the_float_formatter() {
         for i in 0..=20_000u32 {
             // Values between the four-decimal steps, away from exact ties.
             let p = i as f64 / 20_000.0 + 0.000_013;

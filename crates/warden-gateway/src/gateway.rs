@@ -277,7 +277,6 @@ fn random_hex(bytes: usize) -> String {
     hex::encode(b)
 }
 
-/// A JSON-RPC success response.
 /// Limits of one scope (agent, connector, tool) and, built only when it has some, its
 /// limiter key and its name in error messages.
 type LimitScope<'a> = (
@@ -285,8 +284,21 @@ type LimitScope<'a> = (
     &'a dyn Fn() -> (String, String),
 );
 
+/// A JSON-RPC 2.0 message: `jsonrpc`, `id`, then `members` in order. Built field by field:
+/// `json!` would copy every value (a call's result or arguments) through the serializer.
+pub(crate) fn message<const N: usize>(id: &Value, members: [(&str, Value); N]) -> Value {
+    let mut m = Map::with_capacity(2 + N);
+    m.insert("jsonrpc".into(), Value::String("2.0".into()));
+    m.insert("id".into(), id.clone());
+    for (k, v) in members {
+        m.insert(k.into(), v);
+    }
+    Value::Object(m)
+}
+
+/// A JSON-RPC success response.
 pub fn ok(id: &Value, result: Value) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "result": result})
+    message(id, [("result", result)])
 }
 
 /// A JSON-RPC error response.
@@ -295,7 +307,7 @@ pub fn error(id: &Value, code: i64, message: &str, data: Option<Value>) -> Value
     if let Some(d) = data {
         e["data"] = d;
     }
-    json!({"jsonrpc": "2.0", "id": id, "error": e})
+    self::message(id, [("error", e)])
 }
 
 /// A tool result the agent reads as a failed call (`isError`), with Warden's reasoning.

@@ -1196,15 +1196,15 @@ impl HttpUpstream {
     }
 }
 
-/// The JSON-RPC request sent upstream. Built field by field: `json!` would copy `params`
-/// (the call's arguments) through the serializer once more.
+/// The JSON-RPC request sent upstream (the call's arguments moved in, not copied).
 fn request_message(id: &Value, method: &str, params: Value) -> Value {
-    let mut m = serde_json::Map::with_capacity(4);
-    m.insert("jsonrpc".into(), Value::String("2.0".into()));
-    m.insert("id".into(), id.clone());
-    m.insert("method".into(), Value::String(method.to_string()));
-    m.insert("params".into(), params);
-    Value::Object(m)
+    crate::gateway::message(
+        id,
+        [
+            ("method", Value::String(method.to_string())),
+            ("params", params),
+        ],
+    )
 }
 
 fn find_event_end(buf: &[u8]) -> Option<(usize, usize)> {
