@@ -221,14 +221,16 @@ fn redactor_for(inv: &Inventory) -> warden_detect::Redactor {
 }
 
 /// Applies `f` to every string inside `v`.
-fn map_strings(v: Value, f: &dyn Fn(&str) -> String) -> Value {
+fn map_strings(v: &mut Value, f: &dyn Fn(&str) -> Option<String>) {
     match v {
-        Value::String(s) => Value::String(f(&s)),
-        Value::Array(a) => Value::Array(a.into_iter().map(|x| map_strings(x, f)).collect()),
-        Value::Object(m) => {
-            Value::Object(m.into_iter().map(|(k, x)| (k, map_strings(x, f))).collect())
+        Value::String(s) => {
+            if let Some(new) = f(s) {
+                *s = new;
+            }
         }
-        other => other,
+        Value::Array(a) => a.iter_mut().for_each(|x| map_strings(x, f)),
+        Value::Object(m) => m.values_mut().for_each(|x| map_strings(x, f)),
+        _ => {}
     }
 }
 
@@ -631,21 +633,19 @@ impl Gateway {
     /// values (warden-store's rules, then the scanner's secret rules) redacted.
     pub fn redact_args(&self, args: &Value) -> Value {
         let scanner = &self.secrets;
-        map_strings(redact_value(args), &|s| {
-            if scanner.may_contain(s) {
-                scanner.redact_text(s)
-            } else {
-                s.to_string()
-            }
-        })
+        let mut redacted = redact_value(args);
+        map_strings(&mut redacted, &|s| {
+            scanner.may_contain(s).then(|| scanner.redact_text(s))
+        });
+        redacted
     }
 
     pub(crate) fn next_request_id(&self) -> String {
-        format!(
-            "{}-{}",
-            self.request_prefix,
-            self.request_counter.fetch_add(1, Ordering::Relaxed)
-        )
+        use std::fmt::Write;
+        let n = self.request_counter.fetch_add(1, Ordering::Relaxed);
+        let mut id = String::with_capacity(self.request_prefix.len() + 21);
+        let _ = write!(id, "{}-{n}", self.request_prefix);
+        id
     }
 
     /// Records `ev` as a request rejected for invalid parameters and answers `-32602`.
@@ -965,15 +965,18 @@ impl Gateway {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
-        let args = params
-            .get("arguments")
-            .cloned()
-            .unwrap_or(Value::Object(Map::new()));
         if name.starts_with("warden.") {
             return self.warden_tool(who, session, id, &name, &params).await;
         }
         // A session (or call) acting under a delegation token: decided for the whole chain.
         let delegated = self.delegated_principal(who, session, &params, &name);
+        // The arguments are taken out of the request (not copied) and put back when it is
+        // forwarded.
+        let args_given = params.get("arguments").is_some();
+        let args = params
+            .as_object_mut()
+            .and_then(|p| p.remove("arguments"))
+            .unwrap_or(Value::Object(Map::new()));
         let who = match &delegated {
             Ok(Some(p)) => p,
             Err(r) => r.principal.as_ref().unwrap_or(who),
@@ -1162,6 +1165,8 @@ impl Gateway {
         if let Some(a) = approved_args {
             // Exactly the arguments that were approved.
             params["arguments"] = a;
+        } else if args_given {
+            params["arguments"] = args;
         }
         let mut registered = Cancellable::register(session, id);
         let forwarded_at = Instant::now();

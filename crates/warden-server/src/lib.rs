@@ -458,7 +458,11 @@ async fn mcp_post(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
         return StatusCode::ACCEPTED.into_response();
     }
     let wants_sse = accepts_sse(&headers);
-    let has_progress = msg.pointer("/params/_meta/progressToken").is_some();
+    let has_progress = msg
+        .get("params")
+        .and_then(|p| p.get("_meta"))
+        .and_then(|m| m.get("progressToken"))
+        .is_some();
     // A call may stream: progress it asked for, and requests or log messages its upstream
     // sends the agent (sampling, elicitation). Without a progress token the answer stays
     // plain JSON unless such a message comes first.
