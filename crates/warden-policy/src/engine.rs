@@ -318,7 +318,7 @@ impl PolicyEngine {
         files: &[PolicyFile],
     ) -> Result<PolicyEngine, PolicyError> {
         let schema_text = schema::schema_text(inv)?;
-        let schema = schema::parse_schema(&schema_text)?;
+        let schema = schema::schema_for(inv, None)?;
         let loaded = policies::load(inv, files, &schema)?;
         let entities = schema::entities(inv, &schema)?;
         let all = set_of(&loaded.policies.iter().collect::<Vec<_>>())?;

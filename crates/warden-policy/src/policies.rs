@@ -501,10 +501,7 @@ pub(crate) fn load(
             let schema = match group {
                 None => schema,
                 Some(c) => {
-                    sub = crate::schema::parse_schema(&crate::schema::schema_text_for(
-                        inv,
-                        Some(c),
-                    )?)?;
+                    sub = crate::schema::schema_for(inv, Some(c))?;
                     &sub
                 }
             };
@@ -550,7 +547,7 @@ pub(crate) fn load(
 
 /// Groups policies for validation: those whose scope can only match one connector's tools
 /// (and no other action) are validated against that connector's schema, the rest against the
-/// full one. See [`crate::schema::schema_text_for`].
+/// full one. See [`crate::schema::schema_for`].
 fn validation_groups<'a>(
     inv: &'a Inventory,
     policies: &[Policy],
@@ -639,9 +636,7 @@ mod tests {
     fn generated_policies_validate_against_the_schema() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/acme");
         let inv = Inventory::load(&dir).unwrap();
-        let schema =
-            crate::schema::parse_schema(&crate::schema::schema_text_for(&inv, None).unwrap())
-                .unwrap();
+        let schema = crate::schema::schema_for(&inv, None).unwrap();
         let made = generated(&inv).unwrap();
         assert!(
             made.iter()
