@@ -9,7 +9,6 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 use warden_core::{Finding, Severity, finding};
-use warden_detect::content::text_parts;
 use warden_detect::poison::{shadowing_findings, tool_findings};
 use warden_detect::{
     InjectionConfig, InjectionDetector, InjectionReport, PoisonDetector, Redactor, ToolReport,
@@ -197,10 +196,7 @@ fn run_text(a: TextArgs) -> anyhow::Result<ExitCode> {
         let v: Value = serde_json::from_str(&input)
             .with_context(|| format!("{}: not JSON (expected an MCP result)", a.input.display()))?;
         let v = v.get("result").cloned().unwrap_or(v);
-        let parts = text_parts(&v);
-        let texts: Vec<String> = parts.iter().map(|p| p.text.clone()).collect();
-        let (r, which) = detector.inspect_parts(&texts);
-        let ptrs: Vec<String> = which.iter().map(|&i| parts[i].pointer.clone()).collect();
+        let (r, ptrs) = detector.inspect_payload(&v);
         (r, Some(ptrs))
     } else {
         (detector.inspect(&input), None)

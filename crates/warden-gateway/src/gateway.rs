@@ -1257,11 +1257,7 @@ impl Gateway {
         out: &mut AuditEvent,
     ) -> Option<String> {
         let conn = self.inv.connectors.get(&tr.connector);
-        let parts: Vec<String> = warden_detect::content::text_parts(result)
-            .into_iter()
-            .map(|p| p.text)
-            .collect();
-        let (report, _) = self.injection.inspect_parts(&parts);
+        let (report, _) = self.injection.inspect_payload(result);
         let action = warden_detect::action_for(&report, conn.and_then(|c| c.on_injection));
         if action != warden_detect::GatewayAction::Pass {
             let rules: Vec<&str> = report

@@ -260,12 +260,7 @@ pub(crate) fn server_request_guard(inv: &Inventory) -> crate::upstream::ServerRe
         if !blocking.iter().any(|c| c == connector) {
             return None;
         }
-        let parts: Vec<String> =
-            warden_detect::content::text_parts(msg.get("params").unwrap_or(&Value::Null))
-                .into_iter()
-                .map(|p| p.text)
-                .collect();
-        let (report, _) = detector.inspect_parts(&parts);
+        let (report, _) = detector.inspect_payload(msg.get("params").unwrap_or(&Value::Null));
         (report.verdict == warden_detect::Verdict::Injection).then(|| report.summary())
     }))
 }
