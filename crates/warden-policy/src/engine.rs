@@ -20,7 +20,8 @@
 //! evaluates at most these three ready-made `PolicySet`s and merges the answers exactly as
 //! Cedar would (forbid wins; the determining permits are the union): policies are evaluated
 //! independently, so splitting a set changes nothing. Nothing is built per request except the
-//! request and its context. The unsliced set remains available
+//! request and its context. Tools with the same slice share one `PolicySet` (most tools of
+//! an organisation do). The unsliced set remains available
 //! ([`PolicyEngine::decide_unsliced`]) and a test proves both agree.
 //!
 //! ## Soundness of [`PolicyEngine::could_allow`]
@@ -31,6 +32,7 @@
 //! when no context-free permit applies and no context-dependent permit exists.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use cedar_policy::{ActionConstraint, Entities, PrincipalConstraint, ResourceConstraint};
 use cedar_policy::{
@@ -60,9 +62,9 @@ pub(crate) struct ToolInfo {
     resource: EntityUid,
     pub(crate) args: BTreeMap<String, ArgSpec>,
     /// Policies for any agent.
-    generic: PolicySet,
+    generic: Arc<PolicySet>,
     /// Agent-specific policies for this tool (without the generic ones).
-    by_agent: HashMap<String, PolicySet>,
+    by_agent: HashMap<String, Arc<PolicySet>>,
 }
 
 /// Built once per inventory load; immutable, `Send + Sync`, cheap to share in an `Arc`.
@@ -163,6 +165,23 @@ fn is_tool_wide(ac: &ActionConstraint, rc: &ResourceConstraint) -> bool {
             ResourceConstraint::Is(t) => t.to_string() == "Tool",
             _ => false,
         }
+}
+
+/// Policy sets shared between tools: most tools of an organisation have the same slice
+/// (the same few policies), and building a `PolicySet` copies every policy in it.
+#[derive(Default)]
+struct SharedSlices(HashMap<Vec<PolicyId>, Arc<PolicySet>>);
+
+impl SharedSlices {
+    fn get(&mut self, policies: &[&cedar_policy::Policy]) -> Result<Arc<PolicySet>, PolicyError> {
+        let key: Vec<PolicyId> = policies.iter().map(|p| p.id().clone()).collect();
+        if let Some(s) = self.0.get(&key) {
+            return Ok(s.clone());
+        }
+        let s = Arc::new(set_of(policies)?);
+        self.0.insert(key, s.clone());
+        Ok(s)
+    }
 }
 
 fn set_of(policies: &[&cedar_policy::Policy]) -> Result<PolicySet, PolicyError> {
@@ -355,6 +374,7 @@ impl PolicyEngine {
             .collect();
         let mut tools = HashMap::new();
         let mut approval_gated = BTreeSet::new();
+        let mut slices = SharedSlices::default();
         for (r, _c, tool) in inv.all_tools() {
             let name = r.qualified();
             let action = uid("Action", &name);
@@ -400,7 +420,7 @@ impl PolicyEngine {
             }
             let mut by_agent = HashMap::new();
             for (a, ps) in specific {
-                by_agent.insert(a.to_string(), set_of(&ps)?);
+                by_agent.insert(a.to_string(), slices.get(&ps)?);
             }
             tools.insert(
                 r.clone(),
@@ -408,7 +428,7 @@ impl PolicyEngine {
                     action,
                     resource,
                     args: tool.args.clone(),
-                    generic: set_of(&generic)?,
+                    generic: slices.get(&generic)?,
                     by_agent,
                 },
             );
@@ -876,7 +896,10 @@ impl PolicyEngine {
     fn slices<'a>(&'a self, agent: &str, tool: &'a ToolInfo) -> Vec<&'a PolicySet> {
         vec![
             &tool.generic,
-            tool.by_agent.get(agent).unwrap_or(&self.empty),
+            tool.by_agent
+                .get(agent)
+                .map(|s| &**s)
+                .unwrap_or(&self.empty),
             self.agent_wide.get(agent).unwrap_or(&self.empty),
         ]
     }
@@ -887,8 +910,8 @@ impl PolicyEngine {
         let mut ints = BTreeSet::new();
         let mut strs = BTreeSet::new();
         if let Some(t) = self.tools.get(tool) {
-            let sets = std::iter::once(&t.generic)
-                .chain(t.by_agent.values())
+            let sets = std::iter::once(&*t.generic)
+                .chain(t.by_agent.values().map(|s| &**s))
                 .chain(self.agent_wide.values());
             for s in sets {
                 for p in s.policies() {
