@@ -563,7 +563,7 @@ mod tests {
     /// type names as `EntityOrCommon` references resolved later.
     fn normalised(v: Value) -> Value {
         match v {
-            Value::Object(m) => {
+            Value::Object(mut m) => {
                 let primitive = match (m.get("type"), m.get("name")) {
                     (Some(t), Some(Value::String(n))) if t == "EntityOrCommon" => {
                         match n.as_str() {
@@ -574,15 +574,11 @@ mod tests {
                     }
                     _ => None,
                 };
-                match primitive {
-                    Some(p) => {
-                        let mut m = m;
-                        m.remove("name");
-                        m.insert("type".into(), Value::String(p));
-                        Value::Object(m.into_iter().map(|(k, v)| (k, normalised(v))).collect())
-                    }
-                    None => Value::Object(m.into_iter().map(|(k, v)| (k, normalised(v))).collect()),
+                if let Some(p) = primitive {
+                    m.remove("name");
+                    m.insert("type".into(), Value::String(p));
                 }
+                Value::Object(m.into_iter().map(|(k, v)| (k, normalised(v))).collect())
             }
             Value::Array(a) => Value::Array(a.into_iter().map(normalised).collect()),
             other => other,
