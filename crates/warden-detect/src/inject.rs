@@ -165,7 +165,7 @@ impl InjectionDetector {
     /// text. The second value names, per evidence, the JSON pointer of its part.
     pub fn inspect_payload(&self, payload: &serde_json::Value) -> (InjectionReport, Vec<String>) {
         let parts = crate::content::text_parts(payload);
-        let texts: Vec<&str> = parts.iter().map(|p| p.text.as_str()).collect();
+        let texts: Vec<&str> = parts.iter().map(|p| p.text.as_ref()).collect();
         let (report, which) = self.inspect_parts(&texts);
         let pointers = which.iter().map(|&i| parts[i].pointer.clone()).collect();
         (report, pointers)

@@ -18,7 +18,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Connection, Row};
 use std::sync::Arc;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
 use crate::journal::Journal;
 
@@ -356,7 +356,7 @@ async fn finish<T>(
 type ReplyTo = Option<oneshot::Sender<Result<Receipt, String>>>;
 
 enum Cmd {
-    Append(Pending),
+    Append(Queued),
     Flush(oneshot::Sender<()>),
     /// Copy everything queued, retire the journal, stop.
     Close(oneshot::Sender<()>),
@@ -376,6 +376,8 @@ pub struct AuditWriter {
     tx: mpsc::UnboundedSender<Cmd>,
     room: Arc<Semaphore>,
     journal: Option<Arc<Journal>>,
+    /// Records handed to [`AuditWriter::append_soon`] and not yet queued.
+    soon: Arc<watch::Sender<usize>>,
 }
 
 impl std::fmt::Debug for AuditWriter {
@@ -402,6 +404,38 @@ struct Pending {
     reply: ReplyTo,
     /// A place in the bounded queue, given back once the record is in the store.
     _room: OwnedSemaphorePermit,
+}
+
+/// One record as the request task hands it over: its JSON, as written to the journal. The
+/// writer thread parses it back (off the call's path: building a `Value` tree in the request
+/// task cost more than writing the record).
+pub(crate) struct Queued {
+    json: Vec<u8>,
+    n: Option<u64>,
+    reply: ReplyTo,
+    room: OwnedSemaphorePermit,
+}
+
+impl Queued {
+    /// The record as the writer keeps it; a record that does not parse (it was serialised
+    /// by this process, so never) is answered with an error and dropped.
+    fn parse(self) -> Option<Pending> {
+        match serde_json::from_slice(&self.json) {
+            Ok(event) => Some(Pending {
+                event,
+                n: self.n,
+                reply: self.reply,
+                _room: self.room,
+            }),
+            Err(e) => {
+                eprintln!("warden: audit record not readable: {e}");
+                if let Some(r) = self.reply {
+                    let _ = r.send(Err(e.to_string()));
+                }
+                None
+            }
+        }
+    }
 }
 
 impl AuditWriter {
@@ -431,7 +465,7 @@ impl AuditWriter {
                 let mut next = Some(first);
                 while let Some(c) = next.take() {
                     match c {
-                        Cmd::Append(p) => batch.push(p),
+                        Cmd::Append(q) => batch.extend(q.parse()),
                         Cmd::Flush(f) => flushes.push(f),
                         Cmd::Close(c) => close = Some(c),
                         Cmd::Abandon(a) => abandon = Some(a),
@@ -568,41 +602,43 @@ impl AuditWriter {
             tx,
             room: Arc::new(Semaphore::new(MAX_QUEUED)),
             journal,
+            soon: Arc::new(watch::channel(0).0),
         }
     }
 
-    fn to_value(event: &AuditEvent) -> Result<Value, StoreError> {
-        serde_json::to_value(event).map_err(|e| StoreError::Corrupt {
+    fn to_json(event: &AuditEvent) -> Result<Vec<u8>, StoreError> {
+        let mut json = Vec::with_capacity(512);
+        serde_json::to_writer(&mut json, event).map(|()| json).map_err(|e| StoreError::Corrupt {
             seq: 0,
             message: e.to_string(),
         })
     }
 
     /// Queues `event` (in the journal first, when there is one); returns the journal number.
-    async fn enqueue(&self, event: Value, reply: ReplyTo) -> Result<Option<u64>, StoreError> {
+    async fn enqueue(&self, json: Vec<u8>, reply: ReplyTo) -> Result<Option<u64>, StoreError> {
         let room = self
             .room
             .clone()
             .acquire_owned()
             .await
             .map_err(|_| StoreError::WriterStopped)?;
-        let pending = |event, n| {
-            Cmd::Append(Pending {
-                event,
+        let pending = |json, n| {
+            Cmd::Append(Queued {
+                json,
                 n,
                 reply,
-                _room: room,
+                room,
             })
         };
         match &self.journal {
             Some(j) => {
-                let (n, sent) = j.write(event, |n, event| self.tx.send(pending(event, Some(n))))?;
+                let (n, sent) = j.write(json, |n, json| self.tx.send(pending(json, Some(n))))?;
                 sent.map_err(|_| StoreError::WriterStopped)?;
                 Ok(Some(n))
             }
             None => {
                 self.tx
-                    .send(pending(event, None))
+                    .send(pending(json, None))
                     .map_err(|_| StoreError::WriterStopped)?;
                 Ok(None)
             }
@@ -612,7 +648,7 @@ impl AuditWriter {
     /// Appends `event` and returns once it is durable: written to the journal (and synced,
     /// with durability `full`) for a journaled writer, committed to the store otherwise.
     pub async fn append(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        let v = Self::to_value(event)?;
+        let v = Self::to_json(event)?;
         if let Some(j) = &self.journal {
             let n = self.enqueue(v, None).await?.unwrap_or(0);
             return j.synced(n).await;
@@ -623,10 +659,10 @@ impl AuditWriter {
     /// Appends `event` and returns once it is committed to the store, with its place in
     /// the chain.
     pub async fn append_committed(&self, event: &AuditEvent) -> Result<Receipt, StoreError> {
-        self.append_committed_value(Self::to_value(event)?).await
+        self.append_committed_value(Self::to_json(event)?).await
     }
 
-    async fn append_committed_value(&self, v: Value) -> Result<Receipt, StoreError> {
+    async fn append_committed_value(&self, v: Vec<u8>) -> Result<Receipt, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.enqueue(v, Some(tx)).await?;
         match rx.await {
@@ -643,7 +679,7 @@ impl AuditWriter {
     /// a journal it is still written there before this returns.
     /// [`AuditWriter::flush`] waits for everything queued before it.
     pub async fn append_nowait(&self, event: &AuditEvent) {
-        let queued = match Self::to_value(event) {
+        let queued = match Self::to_json(event) {
             Ok(v) => self.enqueue(v, None).await.map(|_| ()),
             Err(e) => Err(e),
         };
@@ -652,8 +688,29 @@ impl AuditWriter {
         }
     }
 
+    /// Queues `event` like [`AuditWriter::append_nowait`], but from a task of its own, once
+    /// the calling task has given way: a record nothing waits for (the outcome of a call)
+    /// is then written after the answer it describes has gone out, not before. Must be
+    /// called within a Tokio runtime. [`AuditWriter::flush`] and [`AuditWriter::close`]
+    /// wait for these records too; a process killed in between loses the record, as it
+    /// would have a moment earlier.
+    pub fn append_soon(&self, event: AuditEvent) {
+        self.soon.send_modify(|n| *n += 1);
+        let w = self.clone();
+        tokio::spawn(async move {
+            w.append_nowait(&event).await;
+            w.soon.send_modify(|n| *n -= 1);
+        });
+    }
+
+    /// Waits for the records handed to [`AuditWriter::append_soon`] to be queued.
+    async fn soon_queued(&self) {
+        let _ = self.soon.subscribe().wait_for(|n| *n == 0).await;
+    }
+
     /// Waits until every record queued before this call is in the store.
     pub async fn flush(&self) {
+        self.soon_queued().await;
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Cmd::Flush(tx)).is_ok() {
             let _ = rx.await;
@@ -674,6 +731,7 @@ impl AuditWriter {
     /// Copies everything queued into the store, deletes the journal (nothing is left in it
     /// to recover) and stops the writer: later appends fail.
     pub async fn close(&self) {
+        self.soon_queued().await;
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Cmd::Close(tx)).is_ok() {
             let _ = rx.await;
@@ -949,6 +1007,46 @@ mod tests {
             std::fs::read_dir(&jdir).unwrap().next().is_none(),
             "everything acknowledged was copied, so the journal is gone"
         );
+    }
+
+    /// Records handed over with `append_soon` are written after the calling task gives way,
+    /// yet `flush` and `close` account for them: what the caller handed over is in the
+    /// store when they return, in the order it was handed over.
+    #[tokio::test(flavor = "current_thread")]
+    async fn records_appended_soon_are_in_the_store_after_flush_and_close() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = crate::Store::open(&tmp.path().join("w.db"), crate::Durability::Normal)
+            .await
+            .unwrap();
+        let (w, _) = store
+            .journaled_audit_writer(&tmp.path().join("journal"))
+            .await
+            .unwrap();
+        let ev = |i: i64| AuditEvent::now("outcome").with_detail("i", i);
+        let numbers = |records: Vec<crate::AuditRecord>| -> Vec<i64> {
+            records
+                .iter()
+                .filter(|r| r.event["kind"] == "outcome")
+                .map(|r| r.event["detail"]["i"].as_i64().unwrap())
+                .collect()
+        };
+        for i in 0..5 {
+            w.append_soon(ev(i));
+        }
+        w.flush().await;
+        assert_eq!(
+            numbers(store.audit_after(0, 100).await.unwrap()),
+            vec![0, 1, 2, 3, 4]
+        );
+        for i in 5..8 {
+            w.append_soon(ev(i));
+        }
+        w.close().await;
+        assert_eq!(
+            numbers(store.audit_after(0, 100).await.unwrap()),
+            (0..8).collect::<Vec<_>>()
+        );
+        assert!(store.verify_audit(None).await.unwrap().ok);
     }
 
     #[test]

@@ -191,27 +191,24 @@ impl Journal {
         &self.path
     }
 
-    /// Writes `event` as the next line and, still holding the journal's lock, hands it and
-    /// its number to `enqueue` (so the copy order is the journal order). The record is
-    /// durable against a killed process when this returns Ok; see [`Journal::synced`].
+    /// Writes `event` (its JSON) as the next line and, still holding the journal's lock,
+    /// hands it and its number to `enqueue` (so the copy order is the journal order). The
+    /// record is durable against a killed process when this returns Ok; see
+    /// [`Journal::synced`].
     pub(crate) fn write<T>(
         &self,
-        event: Value,
-        enqueue: impl FnOnce(u64, Value) -> T,
+        event: Vec<u8>,
+        enqueue: impl FnOnce(u64, Vec<u8>) -> T,
     ) -> Result<(u64, T), StoreError> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if st.retired {
             return Err(StoreError::WriterStopped);
         }
         let n = st.next_n;
-        let mut line = Vec::with_capacity(512);
-        line.extend_from_slice(b"{\"n\":");
-        line.extend_from_slice(n.to_string().as_bytes());
-        line.extend_from_slice(b",\"event\":");
-        serde_json::to_writer(&mut line, &event).map_err(|e| StoreError::Corrupt {
-            seq: 0,
-            message: e.to_string(),
-        })?;
+        let mut line = Vec::with_capacity(event.len() + 32);
+        // Writing into a Vec cannot fail.
+        let _ = write!(line, "{{\"n\":{n},\"event\":");
+        line.extend_from_slice(&event);
         line.extend_from_slice(b"}\n");
         if let Err(e) = st.file.write_all(&line) {
             // Cut a partial line off again (a full disk), so the journal stays readable.
