@@ -235,17 +235,29 @@ impl InjectionDetector {
         if w.end > w.start {
             let (s, e) = norm.original_span(w.start, w.end);
             let (gs, ge) = outer(s, e);
+            let score = calibrate(w.score, self.config.classifier_calibration);
+            // Weak classifier evidence only counts toward the report's score and is dropped
+            // from its evidence (`report_parts`): its text is written only when it is kept.
+            let kept = score >= self.config.suspicious_threshold;
             out.push(Evidence {
                 kind: "classifier",
                 rule: "classifier".to_string(),
-                message: format!(
-                    "the classifier's highest-scoring window (probability {})",
-                    four_decimals(w.score)
-                ),
-                score: calibrate(w.score, self.config.classifier_calibration),
+                message: if kept {
+                    format!(
+                        "the classifier's highest-scoring window (probability {})",
+                        four_decimals(w.score)
+                    )
+                } else {
+                    String::new()
+                },
+                score,
                 start: gs,
                 end: ge,
-                snippet: snippet(&text[s..e]),
+                snippet: if kept {
+                    snippet(&text[s..e])
+                } else {
+                    String::new()
+                },
                 decoded: None,
             });
         }

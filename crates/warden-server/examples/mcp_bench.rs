@@ -340,10 +340,17 @@ async fn main() {
             // Warm up every path (connection pools, upstream session).
             let _ = fixed_rate(client.clone(), &paths, rate, 0.5, 0.5).await;
             let stats = fixed_rate(client.clone(), &paths, rate, seconds, block).await;
-            let (md, ed) = max_rate(client.clone(), d.clone(), "noop", conc, seconds).await;
-            let (mg, eg) = max_rate(client.clone(), g.clone(), "bench.noop", conc, seconds).await;
+            // `--max-seconds 0` skips the maximum-rate phase (A/B runs of the fixed rate only).
+            let max_seconds: f64 = arg(&args, "--max-seconds")
+                .map(|s| s.parse().unwrap())
+                .unwrap_or(seconds);
+            let (md, ed) = max_rate(client.clone(), d.clone(), "noop", conc, max_seconds).await;
+            let (mg, eg) =
+                max_rate(client.clone(), g.clone(), "bench.noop", conc, max_seconds).await;
             let mr = match &r {
-                Some(r) => Some(max_rate(client.clone(), r.clone(), "noop", conc, seconds).await),
+                Some(r) => {
+                    Some(max_rate(client.clone(), r.clone(), "noop", conc, max_seconds).await)
+                }
                 None => None,
             };
             println!(
