@@ -54,3 +54,12 @@ fn poison_tool_definition(bencher: divan::Bencher) {
         "inputSchema": {"type": "object", "properties": {"path": {"type": "string"}, "head": {"type": "number", "description": "If provided, returns only the first N lines of the file"}}, "required": ["path"]}});
     bencher.bench(|| d.inspect_tool(divan::black_box(&tool)));
 }
+
+/// The gateway's path for every `tools/call` answer: a small result inspected part by part
+/// (the fixed cost per call, paid on the answer's way back to the agent).
+#[divan::bench]
+fn inject_small_result(bencher: divan::Bencher) {
+    let d = InjectionDetector::default();
+    let result = serde_json::json!({"content": [{"type": "text", "text": "ok"}]});
+    bencher.bench(|| d.inspect_payload(divan::black_box(&result)));
+}

@@ -33,12 +33,7 @@ pub fn text_parts(payload: &Value) -> Vec<TextPart<'_>> {
 
 /// Calls `found` with the pointer and text of every string leaf under `v`; `ptr` is the
 /// pointer to `v`, extended in place while walking and restored on return.
-fn walk<'a>(
-    v: &'a Value,
-    ptr: &mut String,
-    depth: u8,
-    found: &mut dyn FnMut(&str, Cow<'a, str>),
-) {
+fn walk<'a>(v: &'a Value, ptr: &mut String, depth: u8, found: &mut dyn FnMut(&str, Cow<'a, str>)) {
     let at = ptr.len();
     match v {
         Value::String(s) => {

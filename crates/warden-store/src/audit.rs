@@ -608,10 +608,12 @@ impl AuditWriter {
 
     fn to_json(event: &AuditEvent) -> Result<Vec<u8>, StoreError> {
         let mut json = Vec::with_capacity(512);
-        serde_json::to_writer(&mut json, event).map(|()| json).map_err(|e| StoreError::Corrupt {
-            seq: 0,
-            message: e.to_string(),
-        })
+        serde_json::to_writer(&mut json, event)
+            .map(|()| json)
+            .map_err(|e| StoreError::Corrupt {
+                seq: 0,
+                message: e.to_string(),
+            })
     }
 
     /// Queues `event` (in the journal first, when there is one); returns the journal number.
