@@ -29,26 +29,9 @@ WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
-wait_file() { for _ in $(seq 200); do [ -s "$1" ] && return 0; sleep 0.05; done; echo "timed out waiting for $1" >&2; exit 1; }
 
-"$BENCH" upstream --port-file "$WORK/up.port" > /dev/null & PIDS+=($!)
-wait_file "$WORK/up.port"
-UP=$(cat "$WORK/up.port")
-"$BENCH" relay --upstream "http://127.0.0.1:$UP/mcp" --port-file "$WORK/relay.port" > /dev/null & PIDS+=($!)
-wait_file "$WORK/relay.port"
-RELAY=$(cat "$WORK/relay.port")
-mkdir -p "$WORK/inv"
-cat > "$WORK/inv/inventory.yaml" <<YAML
-humans: [{ id: bench@example.com }]
-agents:
-  - { id: bench-agent, owner: bench@example.com, uses: [bench.noop] }
-connectors:
-  - id: bench
-    mcp: { url: "http://127.0.0.1:$UP/mcp" }
-    pin_on_first_sight: true
-    tools:
-      noop: { effects: [read], args: { n: { type: integer } } }
-YAML
+. bench/gateway/common.sh
+start_upstream_and_relay
 
 start() { # NAME BINARY ENV
   env ${3:-} "$2" up "$WORK/inv" --db "$WORK/$1.db" --listen 127.0.0.1:0 --durability normal \
@@ -69,7 +52,7 @@ for run in $(seq "$RUNS"); do
   rm -rf "$WORK"/a.* "$WORK"/b.*
   start a "$A" "${ENV_A:-}"
   start b "$B" "${ENV_B:-}"
-  "$BENCH" compare --direct "http://127.0.0.1:$UP/mcp" --relay "http://127.0.0.1:$RELAY/mcp" \
+  "$BENCH" compare --direct "http://127.0.0.1:$UP_PORT/mcp" --relay "http://127.0.0.1:$RELAY_PORT/mcp" \
     --gateway "$(cat "$WORK/a.url")" --token "$(cat "$WORK/a.tok")" \
     --gateway-b "$(cat "$WORK/b.url")" --token-b "$(cat "$WORK/b.tok")" \
     --rate "$RATE" --seconds "$SECS" --max-seconds 0 > "$WORK/run.md"
