@@ -93,10 +93,11 @@ struct DecideArgs {
 pub fn run(args: PolicyArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         PolicyCommand::Schema { dir } => {
-            let Some((_, engine)) = load(&dir, Format::Text)? else {
+            // Loading the engine checks the inventory and its policies first.
+            let Some((inv, _)) = load(&dir, Format::Text)? else {
                 return Ok(output::EXIT_UNUSABLE());
             };
-            print!("{}", engine.schema_text());
+            print!("{}", warden_policy::schema::schema_text(&inv)?);
             Ok(output::EXIT_OK)
         }
         PolicyCommand::Validate { dir, format } => {

@@ -70,7 +70,6 @@ pub(crate) struct ToolInfo {
 /// Built once per inventory load; immutable, `Send + Sync`, cheap to share in an `Arc`.
 pub struct PolicyEngine {
     schema: Schema,
-    schema_text: String,
     entities: Entities,
     authorizer: Authorizer,
     all: PolicySet,
@@ -336,7 +335,6 @@ impl PolicyEngine {
         inv: &Inventory,
         files: &[PolicyFile],
     ) -> Result<PolicyEngine, PolicyError> {
-        let schema_text = schema::schema_text(inv)?;
         let schema = schema::schema_for(inv, None)?;
         let loaded = policies::load(inv, files, &schema)?;
         let entities = schema::entities(inv, &schema)?;
@@ -469,7 +467,6 @@ impl PolicyEngine {
 
         Ok(PolicyEngine {
             schema,
-            schema_text,
             entities,
             authorizer: Authorizer::new(),
             all,
@@ -858,11 +855,6 @@ impl PolicyEngine {
     /// (its conditions may still make it apply only to some calls).
     pub fn approval_gated_tools(&self) -> BTreeSet<String> {
         self.approval_gated.clone()
-    }
-
-    /// The generated Cedar schema, in Cedar schema syntax.
-    pub fn schema_text(&self) -> String {
-        self.schema_text.clone()
     }
 
     /// The parsed schema (for tools that validate their own policies against it).

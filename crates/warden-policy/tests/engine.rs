@@ -408,7 +408,8 @@ fn malformed_policies_are_errors() {
 
 #[test]
 fn schema_text_types_arguments() {
-    let s = engine().schema_text();
+    let inv = Inventory::from_manifests([("org.yaml", ORG)]).unwrap();
+    let s = warden_policy::schema::schema_text(&inv).unwrap();
     assert!(
         s.contains(r#"action "pay.refund" in ["write", "privileged", "irreversible"]"#),
         "{s}"
