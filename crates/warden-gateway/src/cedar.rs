@@ -26,6 +26,11 @@ impl Decider for CedarDecider {
     }
 
     fn decide(&self, req: &CallRequest<'_>) -> CallDecision {
+        // A pair whose decision is the same for every call (its policies read no context):
+        // the arguments are checked, nothing is copied into a `Request`.
+        if let Some(d) = self.engine.decide_reused(req.agent, req.tool, req.args) {
+            return convert(&d);
+        }
         let d = self.engine.decide(&Request {
             agent: req.agent.to_string(),
             delegation_chain: req.delegation.to_vec(),

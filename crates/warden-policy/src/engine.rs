@@ -65,6 +65,11 @@ pub(crate) struct ToolInfo {
     generic: Arc<PolicySet>,
     /// Agent-specific policies for this tool (without the generic ones).
     by_agent: HashMap<String, Arc<PolicySet>>,
+    /// Decisions of the agents whose policies for this tool never read the context: with
+    /// the entities fixed for the engine's lifetime, Cedar's answer for such a pair is the
+    /// same on every call, so it is evaluated once. None: some policy reads the context (the
+    /// arguments, the session, the delegation, the time), so every call is evaluated.
+    constant: std::sync::RwLock<HashMap<String, Option<Arc<Decision>>>>,
 }
 
 /// Built once per inventory load; immutable, `Send + Sync`, cheap to share in an `Arc`.
@@ -83,11 +88,6 @@ pub struct PolicyEngine {
     /// Agent-specific policies whose scope covers every tool.
     agent_wide: HashMap<String, PolicySet>,
     empty: PolicySet,
-    /// Decisions of (tool, agent) pairs whose policies never read the context: with the
-    /// entities fixed for the engine's lifetime, Cedar's answer for such a pair is the same
-    /// on every call, so it is evaluated once. None: some policy reads the context (the
-    /// arguments, the session, the delegation, the time), so every call is evaluated.
-    constant: std::sync::RwLock<HashMap<ToolRef, HashMap<String, Option<Decision>>>>,
 }
 
 impl std::fmt::Debug for PolicyEngine {
@@ -241,6 +241,23 @@ pub(crate) fn args_record(
     args: &serde_json::Value,
     tool: &ToolRef,
 ) -> Result<(RestrictedExpression, Vec<String>), String> {
+    let mut fields = Vec::with_capacity(specs.len());
+    let ignored = check_args(specs, args, tool, Some(&mut fields))?;
+    let rec = RestrictedExpression::new_record(fields)
+        .map_err(|e| format!("arguments of `{tool}`: {e}"))?;
+    Ok((rec, ignored))
+}
+
+/// Checks a call's arguments against the tool's declared ones: a JSON object (or null),
+/// every required argument present, every declared one of its type, value list and range.
+/// Returns the undeclared argument names (sorted); pushes each declared argument's Cedar
+/// value onto `fields` when given (None: only check, as the reused decisions do).
+fn check_args(
+    specs: &BTreeMap<String, ArgSpec>,
+    args: &serde_json::Value,
+    tool: &ToolRef,
+    mut fields: Option<&mut Vec<(String, RestrictedExpression)>>,
+) -> Result<Vec<String>, String> {
     let empty = serde_json::Map::new();
     let obj = match args {
         serde_json::Value::Object(m) => m,
@@ -253,7 +270,6 @@ pub(crate) fn args_record(
         .cloned()
         .collect();
     ignored.sort();
-    let mut fields = Vec::with_capacity(specs.len());
     for (name, spec) in specs {
         let v = match obj.get(name) {
             None | Some(serde_json::Value::Null) => {
@@ -275,12 +291,16 @@ pub(crate) fn args_record(
                         spec.one_of.join(", ")
                     ));
                 }
-                RestrictedExpression::new_string(s.to_string())
+                fields
+                    .is_some()
+                    .then(|| RestrictedExpression::new_string(s.to_string()))
             }
-            ArgType::Boolean => RestrictedExpression::new_bool(
-                v.as_bool()
-                    .ok_or_else(|| format!("argument `{name}` of `{tool}` must be a boolean"))?,
-            ),
+            ArgType::Boolean => {
+                let b = v
+                    .as_bool()
+                    .ok_or_else(|| format!("argument `{name}` of `{tool}` must be a boolean"))?;
+                fields.is_some().then(|| RestrictedExpression::new_bool(b))
+            }
             ArgType::Integer | ArgType::Number => {
                 let n = match (v.as_i64(), v.as_f64()) {
                     (Some(n), _) => n,
@@ -308,14 +328,14 @@ pub(crate) fn args_record(
                         "argument `{name}` of `{tool}` is {n}, above the declared maximum {max}"
                     ));
                 }
-                RestrictedExpression::new_long(n)
+                fields.is_some().then(|| RestrictedExpression::new_long(n))
             }
         };
-        fields.push((name.clone(), e));
+        if let (Some(fields), Some(e)) = (fields.as_deref_mut(), e) {
+            fields.push((name.clone(), e));
+        }
     }
-    let rec = RestrictedExpression::new_record(fields)
-        .map_err(|e| format!("arguments of `{tool}`: {e}"))?;
-    Ok((rec, ignored))
+    Ok(ignored)
 }
 
 fn context(pairs: Vec<(&str, RestrictedExpression)>) -> Result<Context, String> {
@@ -428,6 +448,7 @@ impl PolicyEngine {
                     args: tool.args.clone(),
                     generic: slices.get(&generic)?,
                     by_agent,
+                    constant: Default::default(),
                 },
             );
         }
@@ -479,13 +500,34 @@ impl PolicyEngine {
             approval_gated,
             agent_wide,
             empty: PolicySet::new(),
-            constant: std::sync::RwLock::new(HashMap::new()),
         })
     }
 
     /// Decides one tool call, evaluating only the policies that can apply to it.
     pub fn decide(&self, req: &Request) -> Decision {
         self.decide_inner(req, true)
+    }
+
+    /// The decision [`PolicyEngine::decide`] gives this call, shared instead of evaluated,
+    /// when it is known to be the same for every call of the pair: `agent`'s policies for
+    /// `tool` read no context and the pair was decided before. The arguments are still
+    /// checked against the tool's declared ones on every call. None (call `decide`) when the
+    /// pair is not known to be constant, or the arguments are invalid or include undeclared
+    /// ones (`decide` explains the deny or lists them in `ignored_args`).
+    ///
+    /// The gateway's per-call path: no [`Request`] is built and no Cedar value either.
+    pub fn decide_reused(
+        &self,
+        agent: &str,
+        tool: &ToolRef,
+        args: &serde_json::Value,
+    ) -> Option<Arc<Decision>> {
+        let info = self.tools.get(tool)?;
+        let known = info.constant.read().unwrap().get(agent)?.clone()?;
+        match check_args(&info.args, args, tool, None) {
+            Ok(ignored) if ignored.is_empty() => Some(known),
+            _ => None,
+        }
     }
 
     /// Decides one tool call against the whole policy set (for tests and benchmarks proving
@@ -507,27 +549,26 @@ impl PolicyEngine {
                 req.tool
             ));
         };
+        // Whether this pair was classified already (its decision reusable or not).
+        let mut classified = false;
+        if sliced && let Some(known) = tool.constant.read().unwrap().get(&req.agent) {
+            if let Some(d) = known {
+                // The arguments are checked all the same; no Cedar value is built.
+                return match check_args(&tool.args, &req.args, &req.tool, None) {
+                    Ok(ignored) => {
+                        let mut d = Decision::clone(d);
+                        d.ignored_args = ignored;
+                        d
+                    }
+                    Err(reason) => Decision::deny_precheck(reason),
+                };
+            }
+            classified = true;
+        }
         let (args, ignored) = match args_record(&tool.args, &req.args, &req.tool) {
             Ok(x) => x,
             Err(reason) => return Decision::deny_precheck(reason),
         };
-        // Whether this pair was classified already (its decision reusable or not).
-        let mut classified = false;
-        if sliced
-            && let Some(known) = self
-                .constant
-                .read()
-                .unwrap()
-                .get(&req.tool)
-                .and_then(|by_agent| by_agent.get(&req.agent))
-        {
-            if let Some(d) = known {
-                let mut d = d.clone();
-                d.ignored_args = ignored;
-                return d;
-            }
-            classified = true;
-        }
         let ctx = match context(vec![
             ("args", args),
             ("session", session_expr(&req.session)),
@@ -560,12 +601,10 @@ impl PolicyEngine {
                 .iter()
                 .flat_map(|s| s.policies())
                 .any(|p| self.meta.get(p.id()).is_none_or(|m| m.context.any()));
-            self.constant
-                .write()
-                .unwrap()
-                .entry(req.tool.clone())
-                .or_default()
-                .insert(req.agent.clone(), (!reads_context).then(|| d.clone()));
+            tool.constant.write().unwrap().insert(
+                req.agent.clone(),
+                (!reads_context).then(|| Arc::new(d.clone())),
+            );
         }
         d.ignored_args = ignored;
         d

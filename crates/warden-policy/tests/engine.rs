@@ -261,6 +261,49 @@ fn repeated_calls_get_their_own_argument_checks_and_context() {
 }
 
 #[test]
+fn reused_decisions_are_the_evaluated_ones_and_still_check_arguments() {
+    let e = engine();
+    let get = ToolRef::parse("pay.get").unwrap();
+    let ok = json!({"charge_id": "c"});
+    // Nothing is reused before the pair was decided once.
+    assert!(e.decide_reused("refunder", &get, &ok).is_none());
+    let evaluated = e.decide_unsliced(&req("refunder", "pay.get", ok.clone()));
+    assert!(evaluated.is_allow(), "{evaluated:?}");
+    e.decide(&req("refunder", "pay.get", ok.clone()));
+    let reused = e
+        .decide_reused("refunder", &get, &ok)
+        .expect("pay.get reads no context: its decision is reused");
+    assert_eq!(*reused, evaluated);
+    // The arguments are checked on every call: anything `decide` would deny or annotate is
+    // left to it.
+    for bad in [
+        json!({}),
+        json!({"charge_id": 5}),
+        json!({"charge_id": "c", "x": 1}),
+        json!([1]),
+    ] {
+        assert!(e.decide_reused("refunder", &get, &bad).is_none(), "{bad}");
+    }
+    assert!(
+        e.decide(&req("refunder", "pay.get", json!({"charge_id": 5})))
+            .is_deny()
+    );
+    // A pair whose policies read the context is never reused.
+    let refund = ToolRef::parse("pay.refund").unwrap();
+    let small = json!({"charge_id": "c", "amount": 10});
+    e.decide(&req("refunder", "pay.refund", small.clone()));
+    assert!(e.decide_reused("refunder", &refund, &small).is_none());
+    // Per agent: another agent's decision for the same tool is its own.
+    assert!(e.decide_reused("mailer", &get, &ok).is_none());
+    let mailer = e.decide(&req("mailer", "pay.get", ok.clone()));
+    assert!(mailer.is_deny(), "{mailer:?}");
+    if let Some(d) = e.decide_reused("mailer", &get, &ok) {
+        assert_eq!(*d, mailer);
+    }
+    assert!(e.decide_reused("nobody", &get, &ok).is_none());
+}
+
+#[test]
 fn approval_rule_and_tainted_permit_combine() {
     let e = engine();
     let clean = e.decide(&req("refunder", "mail.send", json!({"to": "a@b"})));
