@@ -1,6 +1,8 @@
 //! `cargo bench -p warden-policy --bench decide`: one `decide` on the example organisation
 //! and on a generated organisation (1,000 agents, 5,000 tools, 2,000 policies), sliced
-//! (what the gateway runs) and unsliced (the whole policy set, for comparison).
+//! and unsliced (the whole policy set, for comparison); `acme_gateway` is what the gateway
+//! runs per call: the reused decision of a context-free pair when there is one
+//! (`decide_reused`), `decide` otherwise.
 
 use std::sync::LazyLock;
 
@@ -34,6 +36,25 @@ fn acme_sliced(b: divan::Bencher) {
     LazyLock::force(&ACME);
     let f = cycle(&ACME, true);
     b.bench_local(f);
+}
+
+#[divan::bench(sample_count = 2000)]
+fn acme_gateway(b: divan::Bencher) {
+    LazyLock::force(&ACME);
+    let reqs = &ACME.1;
+    let mut i = 0;
+    b.bench_local(move || {
+        let r = &reqs[i % reqs.len()];
+        i += 1;
+        match ACME.0.decide_reused(&r.agent, &r.tool, &r.args) {
+            Some(d) => {
+                divan::black_box(d);
+            }
+            None => {
+                divan::black_box(ACME.0.decide(r));
+            }
+        }
+    });
 }
 
 #[divan::bench(sample_count = 2000)]
