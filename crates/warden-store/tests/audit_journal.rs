@@ -119,6 +119,84 @@ async fn journaled_appends_reach_the_chain_in_order_and_close_removes_the_journa
     }
 }
 
+/// Past `TRUNCATE_AT` bytes and drained, the journal starts over with an empty file (no
+/// record lost, numbering continues, the spare file does not outlive the writer).
+async fn big_drained_journal_starts_over_without_losing_records(db: Db) {
+    for durability in [Durability::Normal, Durability::Full] {
+        let (tmp, store) = new_store(db, durability).await;
+        let jdir = tmp.path().join("journal");
+        let (writer, _) = store.journaled_audit_writer(&jdir).await.unwrap();
+        let pad = "x".repeat(1024);
+        let mut written = 0u64;
+        let mut i = 0i64;
+        while written <= warden_store::journal::TRUNCATE_AT + 64 * 1024 {
+            let ev = AuditEvent::now("decision")
+                .with_detail("i", i)
+                .with_detail("pad", pad.as_str());
+            writer.append_nowait(&ev).await;
+            written += 1100;
+            i += 1;
+        }
+        writer.flush().await;
+        let files = journals(&jdir);
+        assert_eq!(files.len(), 1, "one journal, no spare left over: {files:?}");
+        let text = std::fs::read_to_string(&files[0]).unwrap();
+        assert_eq!(
+            text.lines().count(),
+            1,
+            "only the header is left: {text:.200}"
+        );
+        assert!(text.starts_with("{\"journal\":"), "{text:.200}");
+        // The journal goes on in the new file, numbering where it left off.
+        writer
+            .append(&AuditEvent::now("decision").with_detail("i", i))
+            .await
+            .unwrap();
+        let text = std::fs::read_to_string(&files[0]).unwrap();
+        let last: Value = serde_json::from_str(text.lines().nth(1).expect("one record")).unwrap();
+        assert_eq!(last["n"], json!(i + 1), "{last}");
+        writer.flush().await;
+        let evs = events(&store).await;
+        assert_eq!(
+            numbers(&evs, |e| e["kind"] == "decision"),
+            (0..=i).collect::<Vec<_>>()
+        );
+        assert!(store.verify_audit(None).await.unwrap().ok);
+        writer.close().await;
+        assert!(journals(&jdir).is_empty(), "{:?}", journals(&jdir));
+    }
+}
+both!(big_drained_journal_starts_over_without_losing_records);
+
+/// A process that died between preparing its next journal file and swapping it in leaves
+/// `<id>.next.jsonl` (a header, no records) beside `<id>.jsonl`: recovery copies the
+/// records once and removes both.
+async fn leftover_next_file_is_removed_by_recovery(db: Db) {
+    let (tmp, store) = new_store(db, Durability::Normal).await;
+    let jdir = tmp.path().join("journal");
+    let path = orphan(&jdir, "cafe", 2, "");
+    let spare = jdir.join("cafe.next.jsonl");
+    std::fs::write(
+        &spare,
+        format!("{}\n", json!({"journal": "cafe", "version": 1})),
+    )
+    .unwrap();
+    sqlx::query("INSERT INTO audit_journal (journal, copied_through) VALUES ($1, 0)")
+        .bind("cafe")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let recovered = store.recover_audit_journals(&jdir).await.unwrap();
+    let records: u64 = recovered.iter().map(|r| r.records).sum();
+    assert_eq!(records, 2, "{recovered:?}");
+    assert!(!path.exists() && !spare.exists(), "{:?}", journals(&jdir));
+    let evs = events(&store).await;
+    assert_eq!(numbers(&evs, |e| e["kind"] == "decision"), vec![1, 2]);
+    assert!(store.verify_audit(None).await.unwrap().ok);
+    assert_eq!(journal_rows(&store).await, 0);
+}
+both!(leftover_next_file_is_removed_by_recovery);
+
 /// A journal as a process that stopped would leave it: header, records 1..=n.
 fn orphan(dir: &Path, id: &str, n: u64, tail: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(dir).unwrap();
