@@ -57,6 +57,16 @@ fn numbers(evs: &[Value], keep: impl Fn(&Value) -> bool) -> Vec<i64> {
         .collect()
 }
 
+/// The `audit_journal` row a process that stopped left: `copied_through` = `n`.
+async fn checkpoint_row(store: &Store, journal: &str, n: i64) {
+    sqlx::query("INSERT INTO audit_journal (journal, copied_through) VALUES ($1, $2)")
+        .bind(journal)
+        .bind(n)
+        .execute(store.pool())
+        .await
+        .unwrap();
+}
+
 async fn journal_rows(store: &Store) -> i64 {
     sqlx::query_scalar("SELECT COUNT(*) FROM audit_journal")
         .fetch_one(store.pool())
@@ -181,11 +191,7 @@ async fn leftover_next_file_is_removed_by_recovery(db: Db) {
         format!("{}\n", json!({"journal": "cafe", "version": 1})),
     )
     .unwrap();
-    sqlx::query("INSERT INTO audit_journal (journal, copied_through) VALUES ($1, 0)")
-        .bind("cafe")
-        .execute(store.pool())
-        .await
-        .unwrap();
+    checkpoint_row(&store, "cafe", 0).await;
     let recovered = store.recover_audit_journals(&jdir).await.unwrap();
     let records: u64 = recovered.iter().map(|r| r.records).sum();
     assert_eq!(records, 2, "{recovered:?}");
@@ -221,11 +227,7 @@ async fn stopped_process_journal_is_recovered_exactly_once(db: Db) {
     // Records 1..=3 were copied before the process died (its checkpoint says so); 4 and 5
     // were not; the sixth line was cut off mid-write and was never acknowledged.
     let path = orphan(&jdir, "deadbeef", 5, r#"{"n":6,"event":{"kind":"dec"#);
-    sqlx::query("INSERT INTO audit_journal (journal, copied_through) VALUES ($1, 3)")
-        .bind("deadbeef")
-        .execute(store.pool())
-        .await
-        .unwrap();
+    checkpoint_row(&store, "deadbeef", 3).await;
     let recovered = store.recover_audit_journals(&jdir).await.unwrap();
     assert_eq!(recovered.len(), 1);
     assert_eq!(
