@@ -17,75 +17,68 @@ fn main() {
     divan::main();
 }
 
-fn cycle(set: &'static (PolicyEngine, Vec<Request>), sliced: bool) -> impl FnMut() {
+/// Runs `run` on the set's requests in turn, one per iteration.
+fn cycle(
+    set: &'static (PolicyEngine, Vec<Request>),
+    run: impl Fn(&PolicyEngine, &Request),
+) -> impl FnMut() {
     let mut i = 0;
     move || {
         let r = &set.1[i % set.1.len()];
         i += 1;
-        let d = if sliced {
-            set.0.decide(r)
-        } else {
-            set.0.decide_unsliced(r)
-        };
-        divan::black_box(d);
+        run(&set.0, r);
     }
+}
+
+fn sliced(e: &PolicyEngine, r: &Request) {
+    divan::black_box(e.decide(r));
+}
+
+fn unsliced(e: &PolicyEngine, r: &Request) {
+    divan::black_box(e.decide_unsliced(r));
 }
 
 #[divan::bench(sample_count = 2000)]
 fn acme_sliced(b: divan::Bencher) {
     LazyLock::force(&ACME);
-    let f = cycle(&ACME, true);
-    b.bench_local(f);
+    b.bench_local(cycle(&ACME, sliced));
 }
 
 #[divan::bench(sample_count = 2000)]
 fn acme_gateway(b: divan::Bencher) {
     LazyLock::force(&ACME);
-    let reqs = &ACME.1;
-    let mut i = 0;
-    b.bench_local(move || {
-        let r = &reqs[i % reqs.len()];
-        i += 1;
-        match ACME.0.decide_reused(&r.agent, &r.tool, &r.args) {
+    b.bench_local(cycle(&ACME, |e, r| {
+        match e.decide_reused(&r.agent, &r.tool, &r.args) {
             Some(d) => {
                 divan::black_box(d);
             }
-            None => {
-                divan::black_box(ACME.0.decide(r));
-            }
+            None => sliced(e, r),
         }
-    });
+    }));
 }
 
 #[divan::bench(sample_count = 2000)]
 fn acme_unsliced(b: divan::Bencher) {
     LazyLock::force(&ACME);
-    let f = cycle(&ACME, false);
-    b.bench_local(f);
+    b.bench_local(cycle(&ACME, unsliced));
 }
 
 #[divan::bench(sample_count = 2000)]
 fn large_sliced(b: divan::Bencher) {
     LazyLock::force(&LARGE);
-    let f = cycle(&LARGE, true);
-    b.bench_local(f);
+    b.bench_local(cycle(&LARGE, sliced));
 }
 
 #[divan::bench(sample_count = 100, sample_size = 1)]
 fn large_unsliced(b: divan::Bencher) {
     LazyLock::force(&LARGE);
-    let f = cycle(&LARGE, false);
-    b.bench_local(f);
+    b.bench_local(cycle(&LARGE, unsliced));
 }
 
 #[divan::bench(sample_count = 200)]
 fn large_could_allow(b: divan::Bencher) {
     LazyLock::force(&LARGE);
-    let reqs = &LARGE.1;
-    let mut i = 0;
-    b.bench_local(move || {
-        let r = &reqs[i % reqs.len()];
-        i += 1;
-        divan::black_box(LARGE.0.could_allow(&r.agent, &r.tool));
-    });
+    b.bench_local(cycle(&LARGE, |e, r| {
+        divan::black_box(e.could_allow(&r.agent, &r.tool));
+    }));
 }
