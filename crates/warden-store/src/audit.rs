@@ -655,16 +655,16 @@ impl AuditWriter {
             let n = self.enqueue(v, None).await?.unwrap_or(0);
             return j.synced(n).await;
         }
-        self.append_committed_value(v).await.map(|_| ())
+        self.append_committed_json(v).await.map(|_| ())
     }
 
     /// Appends `event` and returns once it is committed to the store, with its place in
     /// the chain.
     pub async fn append_committed(&self, event: &AuditEvent) -> Result<Receipt, StoreError> {
-        self.append_committed_value(Self::to_json(event)?).await
+        self.append_committed_json(Self::to_json(event)?).await
     }
 
-    async fn append_committed_value(&self, v: Vec<u8>) -> Result<Receipt, StoreError> {
+    async fn append_committed_json(&self, v: Vec<u8>) -> Result<Receipt, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.enqueue(v, Some(tx)).await?;
         match rx.await {

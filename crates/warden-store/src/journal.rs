@@ -19,7 +19,7 @@
 //!   table in journal order, in batches, and in the same transaction advances the journal's
 //!   row in `audit_journal` (`copied_through`). A record is therefore in the chain exactly
 //!   once, whatever crashes when. Once everything written is copied and the file passed
-//!   [`TRUNCATE_AT`] bytes, it starts over: the writer prepares `<id>.next.jsonl` (locked,
+//!   [`START_OVER_AT`] bytes, it starts over: the writer prepares `<id>.next.jsonl` (locked,
 //!   header written) outside the journal's lock, renames it over `<id>.jsonl` and swaps the
 //!   file under the lock, and closes the old one after. (Truncating in place under the lock
 //!   held every call up for 6–18 ms on the development machine when a journal that had grown
@@ -54,10 +54,10 @@ use tokio::sync::watch;
 use crate::{Durability, Store, StoreError};
 
 /// A drained journal larger than this starts over with an empty file.
-pub const TRUNCATE_AT: u64 = 8 * 1024 * 1024;
+pub const START_OVER_AT: u64 = 8 * 1024 * 1024;
 
-/// A journal write (lock wait included) or truncation slower than this holds calls up: it is
-/// reported on stderr, at most once per [`SLOW_REPORT_EVERY`].
+/// A journal write (lock wait included) or start-over slower than this holds calls up: it
+/// is reported on stderr, at most once per [`SLOW_REPORT_EVERY`].
 const SLOW: Duration = Duration::from_millis(5);
 const SLOW_REPORT_EVERY: Duration = Duration::from_secs(10);
 
@@ -321,7 +321,7 @@ impl Journal {
         let drained = |st: &FileState| !st.retired && st.next_n == n + 1;
         {
             let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            if !drained(&st) || st.len <= TRUNCATE_AT {
+            if !drained(&st) || st.len <= START_OVER_AT {
                 return;
             }
         }

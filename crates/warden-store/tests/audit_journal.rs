@@ -129,7 +129,7 @@ async fn journaled_appends_reach_the_chain_in_order_and_close_removes_the_journa
     }
 }
 
-/// Past `TRUNCATE_AT` bytes and drained, the journal starts over with an empty file (no
+/// Past `START_OVER_AT` bytes and drained, the journal starts over with an empty file (no
 /// record lost, numbering continues, the spare file does not outlive the writer).
 async fn big_drained_journal_starts_over_without_losing_records(db: Db) {
     for durability in [Durability::Normal, Durability::Full] {
@@ -139,7 +139,7 @@ async fn big_drained_journal_starts_over_without_losing_records(db: Db) {
         let pad = "x".repeat(1024);
         let mut written = 0u64;
         let mut i = 0i64;
-        while written <= warden_store::journal::TRUNCATE_AT + 64 * 1024 {
+        while written <= warden_store::journal::START_OVER_AT + 64 * 1024 {
             let ev = AuditEvent::now("decision")
                 .with_detail("i", i)
                 .with_detail("pad", pad.as_str());
