@@ -33,14 +33,6 @@ trap cleanup EXIT
 . bench/gateway/common.sh
 start_upstream_and_relay
 
-start() { # NAME BINARY ENV
-  env ${3:-} "$2" up "$WORK/inv" --db "$WORK/$1.db" --listen 127.0.0.1:0 --durability normal \
-    > "$WORK/$1.out" 2> "$WORK/$1.err" & PIDS+=($!)
-  for _ in $(seq 200); do grep -q "MCP endpoint" "$WORK/$1.out" 2>/dev/null && break; sleep 0.05; done
-  sed -n 's/^MCP endpoint: //p' "$WORK/$1.out" > "$WORK/$1.url"
-  "$2" token issue --agent bench-agent "$WORK/inv" --db "$WORK/$1.db" 2>/dev/null > "$WORK/$1.tok"
-}
-
 echo "# Warden A/B ($(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)): $RUNS runs of $SECS s per path at $RATE calls/s"
 echo "A: $A ${ENV_A:-}"
 echo "B: $B ${ENV_B:-}"
@@ -50,8 +42,8 @@ echo "|---:|---:|---:|---:|---:|---:|---:|"
 for run in $(seq "$RUNS"); do
   # Fresh gateways per run (an empty store and journal each time).
   rm -rf "$WORK"/a.* "$WORK"/b.*
-  start a "$A" "${ENV_A:-}"
-  start b "$B" "${ENV_B:-}"
+  start_warden a "$A" normal "${ENV_A:-}"
+  start_warden b "$B" normal "${ENV_B:-}"
   "$BENCH" compare --direct "http://127.0.0.1:$UP_PORT/mcp" --relay "http://127.0.0.1:$RELAY_PORT/mcp" \
     --gateway "$(cat "$WORK/a.url")" --token "$(cat "$WORK/a.tok")" \
     --gateway-b "$(cat "$WORK/b.url")" --token-b "$(cat "$WORK/b.tok")" \

@@ -1,5 +1,5 @@
-# Shared by run.sh and ab.sh (sourced): the trivial upstream, the bare relay in front of it
-# and the benchmark's inventory. Needs BENCH (the mcp_bench binary), WORK (a scratch
+# Shared by run.sh and ab.sh (sourced): the trivial upstream, the bare relay in front of it,
+# the benchmark's inventory, and starting a gateway on it. Needs BENCH (the mcp_bench binary), WORK (a scratch
 # directory) and the PIDS array (processes to stop on exit); sets UP_PORT and RELAY_PORT and
 # writes "$WORK/inv/inventory.yaml".
 start_upstream_and_relay() {
@@ -22,4 +22,16 @@ connectors:
     tools:
       noop: { effects: [read], args: { n: { type: integer } } }
 YAML
+}
+
+# Starts `warden up` (BINARY) on that inventory with a store of its own, "$WORK/NAME.db", at
+# DURABILITY, with ENV (e.g. "TOKIO_WORKER_THREADS=2") set for it only; waits for its MCP
+# endpoint and writes the endpoint's URL to "$WORK/NAME.url" and an agent token to
+# "$WORK/NAME.tok". Its pid is the last of PIDS.
+start_warden() { # NAME BINARY DURABILITY [ENV]
+  env ${4:-} "$2" up "$WORK/inv" --db "$WORK/$1.db" --listen 127.0.0.1:0 --durability "$3" \
+    > "$WORK/$1.out" 2> "$WORK/$1.err" & PIDS+=($!)
+  for _ in $(seq 200); do grep -q "MCP endpoint" "$WORK/$1.out" 2>/dev/null && break; sleep 0.05; done
+  sed -n 's/^MCP endpoint: //p' "$WORK/$1.out" > "$WORK/$1.url"
+  "$2" token issue --agent bench-agent "$WORK/inv" --db "$WORK/$1.db" 2>/dev/null > "$WORK/$1.tok"
 }

@@ -42,11 +42,8 @@ start_upstream_and_relay
 echo "# Warden gateway benchmark ($(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ))"
 echo "upstream: trivial Streamable HTTP MCP server (JSON responses) on 127.0.0.1:$UP_PORT"
 for DUR in $DURABILITIES; do
-  DB="$WORK/warden-$DUR.db"
-  "$WARDEN" up "$WORK/inv" --db "$DB" --listen 127.0.0.1:0 --durability "$DUR" > "$WORK/up-$DUR.out" 2> "$WORK/up-$DUR.err" & WPID=$!; PIDS+=($WPID)
-  for _ in $(seq 200); do grep -q "MCP endpoint" "$WORK/up-$DUR.out" 2>/dev/null && break; sleep 0.05; done
-  URL=$(sed -n 's/^MCP endpoint: //p' "$WORK/up-$DUR.out")
-  TOKEN=$("$WARDEN" token issue --agent bench-agent "$WORK/inv" --db "$DB" 2>/dev/null)
+  start_warden "warden-$DUR" "$WARDEN" "$DUR"; WPID=${PIDS[-1]}
+  DB="$WORK/warden-$DUR.db" URL=$(cat "$WORK/warden-$DUR.url") TOKEN=$(cat "$WORK/warden-$DUR.tok")
   "$BENCH" compare --direct "http://127.0.0.1:$UP_PORT/mcp" --gateway "$URL" --token "$TOKEN" \
     --relay "http://127.0.0.1:$RELAY_PORT/mcp" \
     --rate "$RATE" --seconds "$SECONDS_" --concurrency "$CONC" --label "(audit durability: $DUR)"
