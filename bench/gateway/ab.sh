@@ -25,11 +25,6 @@ done
 TARGET=${CARGO_TARGET_DIR:-target}
 BENCH=$TARGET/release/examples/mcp_bench
 [ -x "$BENCH" ] || cargo build --release --locked -q -p warden-server --example mcp_bench
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-
 . bench/gateway/common.sh
 start_upstream_and_relay
 

@@ -1,7 +1,14 @@
-# Shared by run.sh and ab.sh (sourced): the trivial upstream, the bare relay in front of it,
-# the benchmark's inventory, and starting a gateway on it. Needs BENCH (the mcp_bench binary), WORK (a scratch
-# directory) and the PIDS array (processes to stop on exit); sets UP_PORT and RELAY_PORT and
-# writes "$WORK/inv/inventory.yaml".
+# Shared by run.sh and ab.sh (sourced once BENCH, the mcp_bench binary, is set): a scratch
+# directory WORK and the PIDS array of processes, both cleaned up on exit; the trivial
+# upstream, the bare relay in front of it, the benchmark's inventory, and starting a gateway
+# on it.
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+# Starts the upstream and the relay; sets UP_PORT and RELAY_PORT and writes
+# "$WORK/inv/inventory.yaml".
 start_upstream_and_relay() {
   "$BENCH" upstream --port-file "$WORK/up.port" > /dev/null & PIDS+=($!)
   for _ in $(seq 100); do [ -s "$WORK/up.port" ] && break; sleep 0.05; done

@@ -32,11 +32,6 @@ else
 fi
 WARDEN=$TARGET/$PROFILE/warden
 BENCH=$TARGET/$PROFILE/examples/mcp_bench
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-
 . bench/gateway/common.sh
 start_upstream_and_relay
 echo "# Warden gateway benchmark ($(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ))"
